@@ -1,0 +1,56 @@
+# pricefleet — the two set-up commands are `make demo` and `make test`; both start from nothing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEBIAN_PACKAGES := chromium
+PORT ?= 8100
+PRODUCTS ?= 2000
+
+.PHONY: demo test lint format bench system venv clean
+
+## demo: install everything, then serve the demo shops (Ctrl-C to stop)
+demo: $(STAMP)
+	$(BIN)/pricefleet demo-shop --port $(PORT) --products $(PRODUCTS)
+
+## test: install everything, then run the whole test suite
+test: $(STAMP)
+	$(BIN)/pytest
+
+## lint: ruff check, ruff format --check, mypy --strict on src/
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy --strict src
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+## system: Debian packages the tests need (Chromium for the browser tests), when missing
+system:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python system
+	$(BIN)/pip install -q -e ".[dev,browser]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,233 @@
+"""The `pricefleet` command line. Thin: each command parses options and calls one function."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from pricefleet.config import Settings
+from pricefleet.errors import PricefleetError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="pricefleet",
+    help="Scrape shop catalogues, keep every price with its history, serve it through an API.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema and maintenance.", no_args_is_help=True)
+demo_app = typer.Typer(
+    help="The demo shops: five fake shops on one port, the test bed of pricefleet.",
+    invoke_without_command=True,
+)
+app.add_typer(db_app, name="db")
+app.add_typer(demo_app, name="demo-shop")
+
+console = Console(stderr=True)
+
+
+def _not_yet(command: str, issue: int) -> NoReturn:
+    """Commands the CLI already lists but a later issue builds."""
+    console.print(f"[yellow]`pricefleet {command}` is not built yet (issue #{issue}).[/]")
+    raise typer.Exit(2)
+
+
+@app.command()
+def config() -> None:
+    """Show the effective settings and the profile they select (embedded or cluster)."""
+    settings = Settings()
+    console.print(f"profile: [bold]{settings.profile}[/]")
+    for key, value in settings.model_dump().items():
+        typer.echo(f"{key} = {value}")
+    typer.echo(f"database = {settings.effective_database_url}")
+
+
+@app.command()
+def run() -> None:
+    """Embedded profile: API, scheduler and workers in one supervised process tree."""
+    _not_yet("run", 5)
+
+
+@app.command()
+def api() -> None:
+    """Serve the HTTP API (cluster profile: run as many as you like behind a balancer)."""
+    _not_yet("api", 6)
+
+
+@app.command()
+def worker() -> None:
+    """Run a crawl worker: lease jobs, fetch, extract, store."""
+    _not_yet("worker", 5)
+
+
+@app.command()
+def scheduler() -> None:
+    """Enqueue crawls of sites as their schedules fall due."""
+    _not_yet("scheduler", 5)
+
+
+@app.command()
+def autoscale() -> None:
+    """Grow and shrink the local worker pool from queue depth."""
+    _not_yet("autoscale", 5)
+
+
+@app.command()
+def crawl() -> None:
+    """Crawl one site now, in the foreground, with a progress bar."""
+    _not_yet("crawl", 4)
+
+
+@app.command()
+def sites() -> None:
+    """List the site recipes and validate them."""
+    _not_yet("sites", 4)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to the newest schema."""
+    _not_yet("db upgrade", 3)
+
+
+@db_app.command("backup")
+def db_backup() -> None:
+    """Back the database up to a file."""
+    _not_yet("db backup", 3)
+
+
+@db_app.command("restore")
+def db_restore() -> None:
+    """Restore the database from a backup file."""
+    _not_yet("db restore", 3)
+
+
+@db_app.command("prune")
+def db_prune() -> None:
+    """Delete price history older than a cut-off, keeping the state at the cut-off."""
+    _not_yet("db prune", 3)
+
+
+Products = Annotated[int, typer.Option(min=1, max=10_000_000, help="Products per shop.")]
+Seed = Annotated[int, typer.Option(help="Seed of the product universe.")]
+
+
+@demo_app.callback()
+def demo_shop(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8100,
+    products: Products = 2000,
+    seed: Seed = 1,
+    day: Annotated[
+        int | None, typer.Option(min=0, help="Fix the demo day (default: follow the clock).")
+    ] = None,
+    faults: Annotated[
+        str, typer.Option(help='Fault rates, e.g. "jsonld:5xx=0.05,429=0.02;*:slow=0.01".')
+    ] = "",
+    crawl_delay: Annotated[float, typer.Option(min=0, help="robots.txt Crawl-delay.")] = 0.01,
+    slow_seconds: Annotated[float, typer.Option(min=0)] = 2.0,
+    hang_seconds: Annotated[float, typer.Option(min=0)] = 120.0,
+) -> None:
+    """Serve the demo shops (with no sub-command), or write their truth or a static copy."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from pricefleet.demo.faults import FaultError, parse_faults
+    from pricefleet.demo.server import serve, shop_names
+    from pricefleet.demo.state import DemoConfig
+
+    try:
+        rates = parse_faults(faults, shop_names())
+    except FaultError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--faults") from None
+    config = DemoConfig(
+        products=products,
+        seed=seed,
+        day=day,
+        faults=rates,
+        crawl_delay=crawl_delay,
+        slow_seconds=slow_seconds,
+        hang_seconds=hang_seconds,
+    )
+    shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
+    console.print(f"[bold]pricefleet demo shops[/] (seed {seed}, {products} products per shop)")
+    for name in shop_names():
+        typer.echo(f"  {name:<10} http://{shown}:{port}/{name}/")
+    typer.echo(f"  {'stats':<10} http://{shown}:{port}/_stats")
+    sys.stdout.flush()
+    serve(config, host, port)
+
+
+def _check_shop(shop: str) -> str:
+    from pricefleet.demo.server import shop_names
+
+    if shop not in shop_names():
+        raise typer.BadParameter(f"unknown shop {shop!r}; shops: {', '.join(shop_names())}")
+    return shop
+
+
+Shop = Annotated[str, typer.Option(callback=_check_shop, help="Which demo shop.")]
+BaseUrl = Annotated[str, typer.Option(help="Where the shops are served, for absolute URLs.")]
+
+
+@demo_app.command("truth")
+def demo_truth(
+    shop: Shop,
+    day: Annotated[int, typer.Option(min=0)] = 0,
+    products: Products = 2000,
+    seed: Seed = 1,
+    base_url: BaseUrl = "http://127.0.0.1:8100",
+    out: Annotated[Path | None, typer.Option(help="File to write (default: stdout).")] = None,
+) -> None:
+    """Write every product of a shop, as it stands on a day, as JSON lines."""
+    from pricefleet.demo.server import write_truth
+    from pricefleet.demo.state import DemoConfig
+
+    config = DemoConfig(products=products, seed=seed)
+    if out is None:
+        count = write_truth(config, shop, day, base_url, sys.stdout.buffer)
+    else:
+        with out.open("wb") as handle:
+            count = write_truth(config, shop, day, base_url, handle)
+    console.print(f"{count} products of {shop} on day {day}")
+
+
+@demo_app.command("export")
+def demo_export(
+    directory: Annotated[Path, typer.Argument(file_okay=False, help="Directory to write.")],
+    shop: Shop,
+    day: Annotated[int, typer.Option(min=0)] = 0,
+    products: Products = 2000,
+    seed: Seed = 1,
+    base_url: BaseUrl = "http://127.0.0.1:8180",
+) -> None:
+    """Write a shop as static files (and an nginx.conf serving them) for benchmarks."""
+    from rich.progress import Progress
+
+    from pricefleet.demo.server import export_shop
+    from pricefleet.demo.state import DemoConfig
+
+    config = DemoConfig(products=products, seed=seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    with Progress(console=console) as progress:
+        task = progress.add_task(f"exporting {shop}", total=None)
+        for _ in export_shop(config, shop, directory, base_url, day):
+            progress.advance(task)
+    console.print(
+        f"{shop} written to {directory}; serve it with: nginx -p {directory} -c nginx.conf"
+    )
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning pricefleet errors into one clear line and exit code 2."""
+    try:
+        app()
+    except PricefleetError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
