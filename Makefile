@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBIAN_PACKAGES := chromium
+DEBIAN_PACKAGES := chromium nginx-light
 PORT ?= 8100
 PRODUCTS ?= 2000
 

@@ -27,8 +27,6 @@ __all__ = ["ApiShop"]
 
 _FORMATS = {"kg": ("kg", "kg"), "l": ("l", "L"), "unit": ("ud", "ud")}
 _PACKAGING = {"brik": "Brik", "botella": "Botella", "lata": "Lata", "paquete": "Paquete"}
-#: Products per leaf per page of a category answer.
-API_PAGE = 100
 
 
 class ApiShop(DemoShop):
@@ -144,16 +142,12 @@ class ApiShop(DemoShop):
             raise NotFoundPage(f"category {request.path_params['number']}")
         page = self.page_number(request)
         leaves = [leaf for leaf in node.children if isinstance(leaf, Leaf)]
-        pages = max(self.page_count(leaf, API_PAGE) for leaf in leaves)
+        pages = max(self.page_count(leaf) for leaf in leaves)
         if page > pages:
             raise NotFoundPage(f"category {node.slug} page {page}")
         subcategories = []
         for leaf in leaves:
-            listings = (
-                self.page_listings(leaf, page, API_PAGE)
-                if page <= self.page_count(leaf, API_PAGE)
-                else []
-            )
+            listings = self.page_listings(leaf, page) if page <= self.page_count(leaf) else []
             subcategories.append(
                 {
                     "id": self.node_ids[leaf.slug],
@@ -290,7 +284,7 @@ class ApiShop(DemoShop):
         for node in self.nodes.values():
             if isinstance(node, Category) and self.parents[node.slug] is not None:
                 leaves = [leaf for leaf in node.children if isinstance(leaf, Leaf)]
-                pages = max(self.page_count(leaf, API_PAGE) for leaf in leaves)
+                pages = max(self.page_count(leaf) for leaf in leaves)
                 for page in range(1, pages + 1):
                     yield self.api_category_path(node, page)
         for listing in self.catalogue:

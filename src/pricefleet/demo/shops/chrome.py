@@ -133,9 +133,10 @@ def menu(links: Iterable[tuple[str, str]], css_class: str) -> str:
 
 
 def padding_to(size: int, current: int, key: str) -> str:
-    """Paragraphs of copy bringing a page of `current` bytes to about `size` bytes."""
-    missing = size - current
+    """Paragraphs of copy bringing a page of `current` bytes to `size` bytes (±1 character)."""
+    opening, closing = '<section class="long-description"><p>', "</p></section>"
+    missing = size - current - len(opening) - len(closing)
     if missing <= 0:
         return ""
-    words = max(1, missing // 9)
-    return f'<section class="long-description"><p>{filler_text(key, words)}</p></section>'
+    text = filler_text(key, missing // 5 + 1).encode()[:missing].decode(errors="ignore")
+    return f"{opening}{text}{closing}"

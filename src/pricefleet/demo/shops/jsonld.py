@@ -225,7 +225,7 @@ class JsonLdShop(DemoShop):
             "</section>"
         )
         html = self._page(self.display_name(listing), url, body, head)
-        target = 40_000 + self.state.universe.hash("page-size", item.uid) % 30_000
+        target = 41_000 + self.state.universe.hash("page-size", item.uid) % 28_000
         html = html.replace(
             "</main>", padding_to(target, len(html.encode()), f"{self.name}:{item.uid}") + "</main>"
         )
