@@ -134,6 +134,12 @@ def demo_shop(
     crawl_delay: Annotated[float, typer.Option(min=0, help="robots.txt Crawl-delay.")] = 0.01,
     slow_seconds: Annotated[float, typer.Option(min=0)] = 2.0,
     hang_seconds: Annotated[float, typer.Option(min=0)] = 120.0,
+    page_size: Annotated[
+        int, typer.Option(min=1, max=1000, help="Products per listing page.")
+    ] = 24,
+    sitemap_chunk: Annotated[
+        int, typer.Option(min=1, max=50_000, help="URLs per sitemap before it splits.")
+    ] = 1000,
 ) -> None:
     """Serve the demo shops (with no sub-command), or write their truth or a static copy."""
     if ctx.invoked_subcommand is not None:
@@ -154,6 +160,8 @@ def demo_shop(
         crawl_delay=crawl_delay,
         slow_seconds=slow_seconds,
         hang_seconds=hang_seconds,
+        page_size=page_size,
+        sitemap_chunk=sitemap_chunk,
     )
     shown = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
     console.print(f"[bold]pricefleet demo shops[/] (seed {seed}, {products} products per shop)")
