@@ -56,7 +56,8 @@ class ShopGate:
         meter = self.state.meter.shop(name)
         meter.started(self.state.meter.clock())
         query = scope.get("query_string", b"").decode("latin-1")
-        if self.shop.is_disallowed(scope.get("root_path", "") + scope["path"], query):
+        raw_path = scope.get("raw_path") or scope["path"].encode()  # as sent, before any Mount
+        if self.shop.is_disallowed(raw_path.decode("latin-1"), query):
             meter.disallowed += 1
         forced = Request(scope).query_params.get("fault")
         fault = self.state.faults.draw(name, forced)
@@ -134,6 +135,8 @@ def create_app(config: DemoConfig | None = None) -> Starlette:
     state = DemoState(config or DemoConfig())
     shops = [shop_type(state) for shop_type in SHOP_TYPES]
     names = tuple(shop.name for shop in shops)
+    for name in names:
+        state.meter.shop(name)  # every shop is listed in /_stats from the start
 
     async def index(request: Request) -> Response:
         base = str(request.base_url).rstrip("/")

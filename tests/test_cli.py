@@ -1,0 +1,91 @@
+"""The `pricefleet` command line, run as a user runs it: a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import orjson
+
+from tests.demo.helpers import shops_like, truth_of
+
+COMMANDS = (
+    "config",
+    "run",
+    "api",
+    "worker",
+    "scheduler",
+    "autoscale",
+    "crawl",
+    "sites",
+    "db",
+    "demo-shop",
+)
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PRICEFLEET_")}
+    return subprocess.run(
+        [sys.executable, "-m", "pricefleet", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**base, **(env or {}), "COLUMNS": "200"},
+        check=False,
+    )
+
+
+def test_help_lists_every_command() -> None:
+    """`pricefleet --help` names every command of the product."""
+    result = _run("--help")
+    assert result.returncode == 0
+    for command in COMMANDS:
+        assert f" {command} " in result.stdout, command
+    db = _run("db", "--help").stdout
+    assert all(f" {sub} " in db for sub in ("upgrade", "backup", "restore", "prune"))
+    demo = _run("demo-shop", "--help").stdout
+    assert all(word in demo for word in ("truth", "export", "--faults", "--products", "--port"))
+
+
+def test_commands_of_later_issues_say_so() -> None:
+    """A command not built yet exits 2 and says which issue builds it."""
+    result = _run("worker")
+    assert result.returncode == 2
+    assert "issue #5" in result.stderr
+
+
+def test_truth_writes_every_product_as_json_lines() -> None:
+    """`demo-shop truth` writes one JSON object per product, equal to the shop's truth."""
+    result = _run(
+        "demo-shop", "truth", "--shop", "plain", "--products", "60", "--seed", "4", "--day", "2"
+    )
+    assert result.returncode == 0, result.stderr
+    records = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 30  # plain carries half of --products
+    expected = truth_of(shops_like(60, 4)["plain"], 2, "http://127.0.0.1:8100")
+    assert records == expected
+    fields = {"shop", "id", "url", "name", "brand", "gtin", "price", "currency", "unit_price"}
+    fields |= {"size_value", "size_unit", "availability", "universe_id"}
+    assert fields <= records[0].keys()
+
+
+def test_bad_options_fail_with_a_clear_message() -> None:
+    """An unknown shop or a malformed fault spec is refused with exit 2 and a reason."""
+    result = _run("demo-shop", "truth", "--shop", "nope")
+    assert result.returncode == 2
+    assert "unknown shop 'nope'" in result.stderr
+    result = _run("demo-shop", "--faults", "jsonld:5xx=2")
+    assert result.returncode == 2
+    assert "between 0 and 1" in result.stderr
+
+
+def test_config_shows_profile_and_rejects_half_a_cluster() -> None:
+    """`pricefleet config` shows the embedded profile by default and refuses PostgreSQL alone."""
+    result = _run("config")
+    assert result.returncode == 0, result.stderr
+    assert "embedded" in result.stderr
+    assert "database = sqlite:///" in result.stdout
+    result = _run("config", env={"PRICEFLEET_DATABASE_URL": "postgresql://localhost/pf"})
+    assert result.returncode == 2
+    assert "PRICEFLEET_REDIS_URL" in result.stderr
