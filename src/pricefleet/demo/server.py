@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -89,21 +90,25 @@ async def _get(app: Starlette, url: str) -> tuple[int, bytes]:
 
 
 def static_path(root: Path, path: str, query: str) -> Path:
-    """Where an exported page lives: `…/` → `…/index.html`, a query in `…/__q/<query>`."""
+    """Where an exported page lives: `…/` and extension-less paths become `…/index.html`
+    (so `/c/x` and `/c/x/page/2` can both exist), and a query goes to `…/__q/<name>/<query>`.
+    """
     relative = path.lstrip("/")
-    if not relative or relative.endswith("/"):
-        relative += "index.html"
-    target = root / relative
     if query:
-        target = target.parent / "__q" / target.name / query
-    return target
+        if not relative or relative.endswith("/"):
+            relative += "index.html"
+        target = root / relative
+        return target.parent / "__q" / target.name / query
+    if "." not in relative.rsplit("/", 1)[-1]:
+        relative = f"{relative.rstrip('/')}/index.html" if relative else "index.html"
+    return root / relative
 
 
 def export_shop(
     config: DemoConfig, shop: str, directory: Path, base_url: str, day: int
 ) -> Iterator[str]:
     """Write every page of `shop` under `directory`, yielding each path as it is written."""
-    app = create_app(DemoConfig(**{**config.__dict__, "day": day, "faults": {}}))
+    app = create_app(dataclasses.replace(config, day=day, faults={}))
     demo = _shop(app, shop)
     base = base_url.rstrip("/")
 
