@@ -86,6 +86,13 @@ async def test_slow_and_hung_answers(
             await answer.read()
     async with http.get(url) as answer:  # the server is still fine
         assert answer.status == 200
+    for _ in range(50):  # the hung request is let go once the client gave up
+        stats = (await _stats(http, server))["shops"]["plain"]
+        if stats["in_flight"] == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert stats["in_flight"] == 0
+    assert stats["faults"] == {"hang": 1, "slow": 1}
 
 
 async def test_faults_change_at_run_time(
@@ -106,6 +113,31 @@ async def test_faults_change_at_run_time(
         assert (await answer.json()) == {"rates": {}}
     async with http.get(url) as answer:
         assert answer.status == 200
+
+
+async def test_clock_moves_every_shop_to_another_day(
+    own_demo: list[DemoServer], http: aiohttp.ClientSession
+) -> None:
+    """PUT /_clock sets the demo day for every page; a bad day is refused."""
+    server = start_demo("--products", "100", "--seed", "5", "--day", "1")
+    own_demo.append(server)
+    shop = shops_like(100, 5)["api"]
+    later = {t["id"]: t["price"] for t in truth_of(shop, 45, server.url)}
+    moved = [t for t in truth_of(shop, 1, server.url) if t["price"] != later[t["id"]]]
+    assert moved
+    url = f"{server.url}/api/api/products/{moved[0]['id']}/"
+    async with http.get(url) as answer:
+        assert (await answer.json())["price_instructions"]["unit_price"] == moved[0]["price"]
+    async with http.put(f"{server.url}/_clock", json={"day": 45}) as answer:
+        assert await answer.json() == {"day": 45, "fixed": True}
+    async with http.get(url) as answer:
+        assert (await answer.json())["price_instructions"]["unit_price"] == later[moved[0]["id"]]
+    async with http.put(f"{server.url}/_clock", json={"day": -3}) as answer:
+        assert answer.status == 400
+    async with http.put(f"{server.url}/_clock", data=b"{not json") as answer:
+        assert answer.status == 400
+    async with http.put(f"{server.url}/_clock", json={"day": None}) as answer:
+        assert (await answer.json())["fixed"] is False  # back on the real clock
 
 
 async def test_meter_counts_peak_concurrency_and_rate(

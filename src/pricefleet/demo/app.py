@@ -7,6 +7,7 @@ Beside the shops it serves the test bed's own controls, which no crawler should 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -93,7 +94,11 @@ class ShopGate:
         if fault == "slow":
             await asyncio.sleep(plan.slow_seconds)
         elif fault == "hang":
-            await asyncio.sleep(plan.hang_seconds)
+            # Answer nothing; give the connection up when the client does, or after hang_seconds.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(plan.hang_seconds):
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
             raise TruncatedBody("hung connection closed")
         scope.setdefault("state", {})["fault"] = fault
         target = _truncating(send) if fault == "truncate" else send
