@@ -10,13 +10,21 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import IO
+from pathlib import Path
+from typing import IO, NoReturn
 from urllib.error import URLError
 from urllib.request import urlopen
 
 import pytest
 
-__all__ = ["SHARED_OPTIONS", "DemoServer", "free_port", "require_server", "start_demo"]
+__all__ = [
+    "SHARED_OPTIONS",
+    "DemoServer",
+    "free_port",
+    "require_program",
+    "require_server",
+    "start_demo",
+]
 
 #: The demo server most tests share: small, fixed day, fixed seed.
 SHARED_OPTIONS = ("--products", "400", "--seed", "7", "--day", "10")
@@ -29,15 +37,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _missing(message: str) -> NoReturn:
+    """Skip a test whose server or tool is missing - but fail under CI=true, where it must be."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message}; CI must have it running")
+    pytest.skip(message)
+
+
 def require_server(host: str, port: int, what: str) -> None:
-    """Skip when a server a test needs is down - but fail under CI=true, where it must be up."""
+    """A server a test needs must answer at host:port."""
     try:
         socket.create_connection((host, port), timeout=2).close()
     except OSError as exc:
-        message = f"{what} is not reachable at {host}:{port} ({exc})"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{message}; CI must have it running")
-        pytest.skip(message)
+        _missing(f"{what} is not reachable at {host}:{port} ({exc})")
+
+
+def require_program(path: Path, package: str) -> None:
+    """A program a test needs must be installed at `path` (from Debian's `package`)."""
+    if not path.exists():
+        _missing(f"{path} is not installed (Debian package `{package}`, see `make system`)")
 
 
 @dataclass

@@ -21,7 +21,7 @@ import pytest
 from pricefleet.demo import DemoConfig, create_app
 from pricefleet.demo.catalog import Leaf
 from pricefleet.demo.shops.base import DemoShop
-from tests.servers import DemoServer, free_port, start_demo
+from tests.servers import DemoServer, free_port, require_program, start_demo
 
 NGINX = Path("/usr/sbin/nginx")
 SEED, DAY = 7, 10
@@ -85,16 +85,6 @@ def export(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     return Export(shop, products, directory, done.returncode, done.stdout + done.stderr)
 
 
-def require_nginx() -> None:
-    """Skip without nginx - but fail under CI=true, where it must be installed."""
-    if NGINX.exists():
-        return
-    message = f"nginx is not installed at {NGINX} (Debian package `nginx-light`, `make system`)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message}; CI must have it")
-    pytest.skip(message)
-
-
 def nginx_conf(directory: Path, port: int) -> Path:
     """A copy of the export's nginx.conf listening on `port` instead of the fixed 8180."""
     text = (directory / "nginx.conf").read_text()
@@ -112,7 +102,7 @@ def nginx_conf(directory: Path, port: int) -> Path:
 @contextmanager
 def nginx(directory: Path) -> Iterator[int]:
     """nginx serving an export on a free port, in the foreground; yields the port."""
-    require_nginx()
+    require_program(NGINX, "nginx-light")
     port = free_port()
     conf = nginx_conf(directory, port)
     log = directory / "nginx-test.log"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
@@ -17,7 +16,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from pricefleet.demo import DemoConfig, create_app
 from pricefleet.demo.catalog import Leaf
 from pricefleet.demo.shops.base import DemoShop
-from tests.servers import DemoServer, start_demo
+from tests.servers import DemoServer, require_program, start_demo
 
 pytestmark = pytest.mark.browser
 
@@ -68,20 +67,10 @@ def page_truth(shop: DemoShop, leaf: Leaf, page: int, base_url: str) -> list[dic
     return [shop.truth(listing, DAY, base_url) for listing in shop.page_listings(leaf, page)]
 
 
-def require_chromium() -> None:
-    """Skip without Chromium - but fail under CI=true, where it must be installed."""
-    if CHROMIUM.exists():
-        return
-    message = f"Chromium is not installed at {CHROMIUM} (Debian package `chromium`, `make system`)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message}; CI must have it")
-    pytest.skip(message)
-
-
 @asynccontextmanager
 async def chromium() -> AsyncIterator[Browser]:
     """The system Chromium, headless, closed on exit."""
-    require_chromium()
+    require_program(CHROMIUM, "chromium")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS

@@ -59,6 +59,7 @@ class DemoShop(ABC):
         self.parents: dict[str, Category | None] = {}
         self.leaf_numbers: dict[str, int] = {}
         self._index(TAXONOMY, None)
+        self._node_list = tuple(self.nodes.values())
         self._disallow_res = [_robots_regex(self.prefix + rule) for rule in self.disallow]
 
     def _index(self, nodes: tuple[Node, ...], parent: Category | None) -> None:
@@ -233,7 +234,7 @@ class DemoShop(ABC):
 
     def sitemap_entry(self, number: int, day: int) -> tuple[str, datetime]:
         """The path and last modification of sitemap entry `number`."""
-        categories = list(self.nodes.values())
+        categories = self._node_list
         if number == 0:
             return f"{self.prefix}/", day_start(day)
         if number <= len(categories):
