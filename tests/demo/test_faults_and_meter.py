@@ -181,6 +181,25 @@ async def test_meter_counts_peak_concurrency_and_rate(
     assert (await _stats(http, server))["shops"]["jsonld"]["disallowed_requests"] == 2
 
 
+async def test_meter_sees_a_crawlers_connections_but_never_more(
+    own_demo: list[DemoServer],
+) -> None:
+    """Fast pages on 16 busy connections overlap in the meter, up to 16 and no further."""
+    server = start_demo("--products", "200")
+    own_demo.append(server)
+    urls = _urls(server, "microdata", 200, 1)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16)) as limited:
+
+        async def fetch(url: str) -> None:
+            async with limited.get(url) as answer:
+                await answer.read()
+
+        await asyncio.gather(*(fetch(u) for u in urls))
+        stats = (await _stats(limited, server))["shops"]["microdata"]
+    assert stats["requests"] == len(urls)
+    assert 4 <= stats["peak_concurrency"] <= 16
+
+
 def test_meter_window_is_one_second() -> None:
     """Requests more than a second apart never share the window; those within it do."""
     now = [0.0]

@@ -6,6 +6,7 @@ The `badjsonld` fault makes the JSON-LD block of a page malformed, as broken the
 
 from __future__ import annotations
 
+from functools import cached_property
 from html import escape
 from typing import Any
 
@@ -50,22 +51,32 @@ class JsonLdShop(DemoShop):
             Route("/p/{pid}/{slug}", self.product),
         ]
 
-    def _page(self, title: str, canonical: str, body: str, head: str = "") -> str:
+    @cached_property
+    def _chrome(self) -> tuple[str, str]:
+        """The header and footer every page shares, rendered once."""
         departments = [(self.category_path(node), node.name) for node in self.nodes.values()]
-        return (
-            '<!doctype html><html lang="es"><head><meta charset="utf-8">'
-            f"<title>{escape(title)} | {self.title}</title>"
-            f'<link rel="canonical" href="{escape(canonical)}">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"{head}{inline_styles(self.name)}</head><body>"
+        header = (
+            f"{inline_styles(self.name)}</head><body>"
             f'<header class="site-header"><a class="logo" href="{self.prefix}/">{self.title}</a>'
             f'<form action="{self.prefix}/search"><input name="q"></form>'
             f'<a href="{self.prefix}/cart">Carrito</a> '
             f'<a href="{self.prefix}/account">Mi cuenta</a>'
             f'<nav class="mega-menu">{menu(departments, "nav")}</nav></header>'
-            f'<main id="main">{body}</main>'
+        )
+        footer = (
             f'<footer class="site-footer">{menu(departments[:30], "footer")}'
             "<p>© Mercado Central S.A. Precios con IVA incluido.</p></footer>"
+        )
+        return header, footer
+
+    def _page(self, title: str, canonical: str, body: str, head: str = "") -> str:
+        header, footer = self._chrome
+        return (
+            '<!doctype html><html lang="es"><head><meta charset="utf-8">'
+            f"<title>{escape(title)} | {self.title}</title>"
+            f'<link rel="canonical" href="{escape(canonical)}">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'{head}{header}<main id="main">{body}</main>{footer}'
             f"{tracking_script(self.name, canonical)}</body></html>"
         )
 
