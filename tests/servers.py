@@ -9,18 +9,23 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, NoReturn
 from urllib.error import URLError
 from urllib.request import urlopen
 
+import asyncpg
 import pytest
 
 __all__ = [
     "SHARED_OPTIONS",
     "DemoServer",
+    "create_database",
+    "drop_database",
     "free_port",
+    "pg_url",
     "require_program",
     "require_server",
     "start_demo",
@@ -108,3 +113,36 @@ def start_demo(*options: str) -> DemoServer:
             time.sleep(0.1)
     server.stop()
     raise AssertionError("demo-shop did not answer within 30 s")
+
+
+# --- PostgreSQL: a database of its own per test ------------------------------------------
+
+PG_HOST = os.environ.get("PRICEFLEET_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("PRICEFLEET_TEST_PG_PORT", "5432"))
+PG_ADMIN = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
+
+
+async def create_database() -> str:
+    """A new, empty PostgreSQL database of its own; returns its name."""
+    require_server(PG_HOST, PG_PORT, "PostgreSQL")
+    name = f"pf_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return name
+
+
+async def drop_database(name: str) -> None:
+    """Drop a test database, closing whatever still holds it."""
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def pg_url(name: str) -> str:
+    """The URL of test database `name`."""
+    return f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{name}"

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
+import asyncpg
 import orjson
 
+from pricefleet.store.migrate import head_revision
 from tests.demo.helpers import shops_like, truth_of
+from tests.servers import create_database, drop_database, pg_url
 
 COMMANDS = (
     "config",
@@ -46,6 +52,42 @@ def test_help_lists_every_command() -> None:
     assert all(f" {sub} " in db for sub in ("upgrade", "backup", "restore", "prune"))
     demo = _run("demo-shop", "--help").stdout
     assert all(word in demo for word in ("truth", "export", "--faults", "--products", "--port"))
+
+
+def test_db_upgrade_migrates_the_embedded_database(tmp_path: Path) -> None:
+    """`pricefleet db upgrade` creates the SQLite file at the head revision, and can run again."""
+    env = {"PRICEFLEET_DATA_DIR": str(tmp_path)}
+    for _ in range(2):
+        result = _run("db", "upgrade", env=env)
+        assert result.returncode == 0, result.stderr
+        assert f"at revision {head_revision()}" in result.stderr
+    with sqlite3.connect(tmp_path / "pricefleet.db") as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone() == (
+            head_revision(),
+        )
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+async def test_db_upgrade_migrates_postgresql() -> None:
+    """With the cluster settings, `db upgrade` migrates the PostgreSQL database."""
+    name = await create_database()
+    try:
+        env = {
+            "PRICEFLEET_DATABASE_URL": pg_url(name),
+            "PRICEFLEET_REDIS_URL": "redis://127.0.0.1:6379/0",
+        }
+        result = await asyncio.to_thread(_run, "db", "upgrade", env=env)
+        assert result.returncode == 0, result.stderr
+        connection = await asyncpg.connect(pg_url(name))
+        try:
+            assert (
+                await connection.fetchval("SELECT version_num FROM alembic_version")
+                == head_revision()
+            )
+        finally:
+            await connection.close()
+    finally:
+        await drop_database(name)
 
 
 def test_commands_of_later_issues_say_so() -> None:

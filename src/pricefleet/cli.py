@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -92,8 +93,12 @@ def sites() -> None:
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Migrate the database to the newest schema."""
-    _not_yet("db upgrade", 3)
+    """Migrate the database to the newest schema (safe to run again)."""
+    from pricefleet.store.admin import upgrade
+
+    settings = Settings()
+    revision = asyncio.run(upgrade(settings))
+    console.print(f"database {settings.effective_database_url} is at revision {revision}")
 
 
 @db_app.command("backup")

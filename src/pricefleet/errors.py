@@ -10,7 +10,9 @@
     │   └── CircuitOpen             too many failures on a site: it is paused for a while
     ├── ExtractError                a page holds no product we can read, or a malformed one
     ├── StoreError                  the database refused or is unreachable
-    │   └── MigrationError          the schema is not at the head revision
+    │   ├── MigrationError          the schema is not at the head revision
+    │   └── UnknownSite             products were written for a site never registered
+    ├── InvalidQuery                a query cannot be run: bad cursor, unknown field or sort
     ├── QueueError                  the job queue refused or is unreachable
     └── NotFound                    a requested site, product or job does not exist
 
@@ -27,6 +29,7 @@ __all__ = [
     "ExtractError",
     "FetchError",
     "HTTPStatusError",
+    "InvalidQuery",
     "MigrationError",
     "NotFound",
     "PricefleetError",
@@ -34,6 +37,7 @@ __all__ = [
     "RecipeError",
     "RetryLater",
     "StoreError",
+    "UnknownSite",
 ]
 
 
@@ -95,6 +99,14 @@ class StoreError(PricefleetError):
 
 class MigrationError(StoreError):
     """The database schema is not at the head revision: run `pricefleet db upgrade`."""
+
+
+class UnknownSite(StoreError):
+    """Products arrived for a site the store does not know: register it with `upsert_sites`."""
+
+
+class InvalidQuery(PricefleetError):
+    """A query cannot be run as asked: a bad cursor, an unknown field or sort, a bad range."""
 
 
 class QueueError(PricefleetError):

@@ -1,0 +1,32 @@
+"""Where pricefleet keeps what it knows: sites, products, change-only price history, matches.
+
+`Store.from_url("sqlite:///…" | "postgresql://…")` picks the backend; both pass one conformance
+suite (`tests/store/`). Tables, SQL and migrations stay inside this package.
+"""
+
+from __future__ import annotations
+
+from pricefleet.store.base import PRODUCT_FIELDS, Store
+from pricefleet.store.records import (
+    Direction,
+    IngestResult,
+    Move,
+    Page,
+    ProductFilter,
+    SearchHit,
+    Sighting,
+    SortKey,
+)
+
+__all__ = [
+    "PRODUCT_FIELDS",
+    "Direction",
+    "IngestResult",
+    "Move",
+    "Page",
+    "ProductFilter",
+    "SearchHit",
+    "Sighting",
+    "SortKey",
+    "Store",
+]

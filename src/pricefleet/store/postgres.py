@@ -1,0 +1,136 @@
+"""The cluster backend: PostgreSQL through asyncpg, tsvector + pg_trgm search, monthly partitions.
+
+`price_observations` is partitioned by month; partitions for the months ahead are created on
+upgrade and by `ensure_partitions` (the scheduler calls it daily), and a DEFAULT partition
+catches anything outside them, so no write ever fails for want of a partition. Trending reads a
+materialised view refreshed concurrently (`refresh_trending`), for the windows it holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from pricefleet.store.base import _DEFAULT_FIELDS, Store
+from pricefleet.store.records import Direction, SearchHit
+
+__all__ = ["PostgresStore", "async_url"]
+
+#: How alike (pg_trgm word similarity) a misspelt query and a name must be to match.
+FUZZY = 0.4
+#: Months of partitions kept ready ahead of today.
+MONTHS_AHEAD = 3
+
+
+def async_url(url: str) -> str:
+    """`postgresql://…` as SQLAlchemy's asyncpg URL."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url.removeprefix(prefix)
+    raise ValueError(f"not a PostgreSQL URL: {url!r}")
+
+
+def _month(day: date, offset: int) -> date:
+    index = day.year * 12 + day.month - 1 + offset
+    return date(index // 12, index % 12 + 1, 1)
+
+
+class PostgresStore(Store):
+    """A Store on PostgreSQL."""
+
+    dialect = "postgresql"
+
+    @classmethod
+    def create(cls, url: str, *, replica_urls: Sequence[str] = ()) -> PostgresStore:
+        """Engines for the primary (and, for reads, the first replica when given)."""
+        writer = create_async_engine(
+            async_url(url), pool_size=5, max_overflow=5, pool_pre_ping=True
+        )
+        reader = writer
+        if replica_urls:
+            reader = create_async_engine(
+                async_url(replica_urls[0]), pool_size=5, max_overflow=5, pool_pre_ping=True
+            )
+        return cls(url, writer, reader)
+
+    async def _after_upgrade(self) -> None:
+        await self.ensure_partitions()
+
+    async def ensure_partitions(
+        self, today: date | None = None, months_ahead: int = MONTHS_AHEAD
+    ) -> list[str]:
+        """Create the monthly partitions from this month to `months_ahead` ahead; returns the
+        names created."""
+        first = _month(today or datetime.now(UTC).date(), 0)
+        created = []
+        async with self.writer.begin() as conn:
+            for offset in range(months_ahead + 1):
+                start, end = _month(first, offset), _month(first, offset + 1)
+                name = f"price_observations_{start:%Y_%m}"
+                exists = await conn.scalar(text("SELECT to_regclass(:n)"), {"n": name})
+                if exists is None:
+                    await conn.execute(
+                        text(
+                            f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF price_observations "
+                            f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+                        )
+                    )
+                    created.append(name)
+        return created
+
+    async def _search(
+        self, conn: AsyncConnection, words: list[str], limit: int, site_id: str | None, fuzzy: bool
+    ) -> list[SearchHit]:
+        columns = ", ".join(f"p.{name}" for name in _DEFAULT_FIELDS)
+        site_clause = "AND p.site_id = :site" if site_id is not None else ""
+        # Words are [a-z0-9]+ only, so the tsquery text cannot carry operators of its own.
+        tsquery = " & ".join([*words[:-1], f"{words[-1]}:*"])
+        full_text = text(
+            f"SELECT {columns}, ts_rank_cd(p.search, q, 1) AS score "
+            "FROM products p, to_tsquery('simple', :tsq) q "
+            f"WHERE p.search @@ q {site_clause} "
+            "ORDER BY score DESC, p.site_id, p.id LIMIT :limit"
+        ).columns(*self._columns(None))
+        params: dict[str, Any] = {"tsq": tsquery, "limit": limit, "site": site_id}
+        rows = list(await conn.execute(full_text, params))
+        if not rows and fuzzy:  # a typo finds nothing by words: try trigram similarity
+            # The default threshold (0.6) misses one transposed letter in a short word.
+            await conn.execute(text(f"SET LOCAL pg_trgm.word_similarity_threshold = {FUZZY}"))
+            similar = text(
+                f"SELECT {columns}, word_similarity(:q, pf_unaccent(p.name)) AS score "
+                f"FROM products p WHERE :q <% pf_unaccent(p.name) {site_clause} "
+                "ORDER BY score DESC, p.site_id, p.id LIMIT :limit"
+            ).columns(*self._columns(None))
+            params["q"] = " ".join(words)
+            rows = list(await conn.execute(similar, params))
+        return [
+            SearchHit({k: v for k, v in r._mapping.items() if k != "score"}, float(r.score))
+            for r in rows
+        ]
+
+    async def refresh_trending(self) -> None:
+        """Recompute the trending view without blocking its readers."""
+        async with self.writer.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("REFRESH MATERIALIZED VIEW CONCURRENTLY price_moves"))
+
+    async def _trending(
+        self, conn: AsyncConnection, days: int, direction: Direction, limit: int, site: str | None
+    ) -> list[dict[str, Any]]:
+        if days not in self.TRENDING_WINDOWS:
+            return await super()._trending(conn, days, direction, limit, site)
+        order = "ASC" if direction is Direction.DROPS else "DESC"
+        site_clause = "AND m.site_id = :site" if site is not None else ""
+        query = text(
+            "SELECT m.site_id, m.product_id, p.name, m.old_price, m.new_price, m.since "
+            "FROM price_moves m JOIN products p ON p.site_id = m.site_id AND p.id = m.product_id "
+            f"WHERE m.days = :days {site_clause} "
+            f"ORDER BY (m.new_price - m.old_price) / m.old_price {order}, m.site_id, m.product_id "
+            "LIMIT :limit"
+        )
+        rows = await conn.execute(query, {"days": days, "site": site, "limit": limit})
+        return [dict(r._mapping) for r in rows]

@@ -1,0 +1,98 @@
+"""What the store takes and gives besides domain records: sightings, pages, search hits, moves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pricefleet.models import PriceObservation, Product
+
+__all__ = [
+    "Direction",
+    "IngestResult",
+    "Move",
+    "Page",
+    "ProductFilter",
+    "SearchHit",
+    "Sighting",
+    "SortKey",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """A product as a crawl saw it, with its price state at `observation.observed_at`."""
+
+    product: Product
+    observation: PriceObservation
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What one `ingest` call changed."""
+
+    products: int  # products inserted or updated
+    observations_inserted: int
+    observations_deleted: int
+    observations_updated: int
+    price_changes: list[tuple[str, str]] = field(default_factory=list)  # (site_id, product_id)
+
+
+class SortKey(StrEnum):
+    """Orders a product list can come in."""
+
+    NAME = "name"
+    PRICE = "price"
+    UNIT_PRICE = "unit_price"
+    LAST_SEEN = "last_seen"
+
+
+class Direction(StrEnum):
+    """Which price moves `trending` returns."""
+
+    DROPS = "drops"
+    RISES = "rises"
+
+
+@dataclass(frozen=True, slots=True)
+class ProductFilter:
+    """Filters of `list_products`; None means no filter."""
+
+    site_id: str | None = None
+    category_id: str | None = None
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    discounted: bool | None = None
+    gtin: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list: the items (dicts of the selected fields) and the cursor of the next."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A product matching a search, with its relevance (higher is better)."""
+
+    item: dict[str, Any]
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """A product's price move over a window: from `old_price` then to `new_price` now."""
+
+    site_id: str
+    product_id: str
+    name: str
+    old_price: Decimal
+    new_price: Decimal
+    change: float  # relative: -0.25 is a 25 % drop
+    since: datetime

@@ -1,0 +1,84 @@
+"""The embedded backend: one SQLite file in WAL mode, FTS5 for search.
+
+Writes go through their own engine and start with `BEGIN IMMEDIATE`, so two writers queue on
+the busy timeout instead of failing on a lock upgrade; readers use a second engine and never
+block writers (WAL). The FTS5 index is kept by triggers (see the migration).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from pricefleet.store.base import _DEFAULT_FIELDS, Store
+from pricefleet.store.records import SearchHit
+
+__all__ = ["SqliteStore"]
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def _async_url(url: str) -> str:
+    if url.startswith("sqlite+aiosqlite://"):
+        return url
+    return "sqlite+aiosqlite://" + url.removeprefix("sqlite://")
+
+
+def _configure(engine: Any, *, immediate: bool) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        # Take transaction control from the driver, so BEGIN is ours to choose.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class SqliteStore(Store):
+    """A Store in one SQLite file."""
+
+    dialect = "sqlite"
+
+    @classmethod
+    def create(cls, url: str) -> SqliteStore:
+        """Engines for `sqlite:///path`; the file's folder is created if missing."""
+        database = url.split(":///", 1)[1] if ":///" in url else ""
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        writer = create_async_engine(_async_url(url), pool_size=1, max_overflow=0)
+        reader = create_async_engine(_async_url(url), pool_size=4, max_overflow=4)
+        _configure(writer, immediate=True)
+        _configure(reader, immediate=False)
+        return cls(url, writer, reader)
+
+    async def _search(
+        self, conn: AsyncConnection, words: list[str], limit: int, site_id: str | None, fuzzy: bool
+    ) -> list[SearchHit]:
+        # Each word quoted (no FTS5 syntax gets through), the last one as a prefix.
+        match = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
+        columns = ", ".join(f"p.{name}" for name in _DEFAULT_FIELDS)
+        site_clause = "AND p.site_id = :site" if site_id is not None else ""
+        query = text(
+            f"SELECT {columns}, -bm25(products_fts, 10.0, 2.0) AS score "
+            "FROM products_fts JOIN products p ON p.rowid = products_fts.rowid "
+            f"WHERE products_fts MATCH :match {site_clause} "
+            "ORDER BY bm25(products_fts, 10.0, 2.0), p.site_id, p.id LIMIT :limit"
+        ).columns(*(self._columns(None)))
+        params: dict[str, Any] = {"match": match.strip(), "limit": limit, "site": site_id}
+        rows = await conn.execute(query, params)
+        return [
+            SearchHit({k: v for k, v in r._mapping.items() if k != "score"}, float(r.score))
+            for r in rows
+        ]

@@ -1,0 +1,167 @@
+"""The schema, in SQLAlchemy Core: the one description Alembic migrations and queries share.
+
+Every table's primary key starts with `site_id`, so the tables can be distributed by site
+(Citus, shards). Products carry their current price state beside the change-only history in
+`price_observations`, so lists and filters never have to find "the latest row".
+Tables stay inside `pricefleet.store`; other packages see `pricefleet.models` records.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+from pricefleet.store.types import JSONType, Money, UTCDateTime
+
+__all__ = [
+    "STATE_COLUMNS",
+    "categories",
+    "fetch_state",
+    "matches",
+    "metadata",
+    "price_observations",
+    "products",
+    "sites",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+sites = Table(
+    "sites",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("base_url", Text, nullable=False),
+    Column("region", String(32)),
+    Column("recipe", JSONType, nullable=False, server_default=text("'{}'")),
+    Column("created_at", UTCDateTime, nullable=False, server_default=text("CURRENT_TIMESTAMP")),
+    Column("updated_at", UTCDateTime, nullable=False, server_default=text("CURRENT_TIMESTAMP")),
+)
+
+categories = Table(
+    "categories",
+    metadata,
+    Column("site_id", String(64), nullable=False),
+    Column("id", String(128), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("parent_id", String(128)),
+    PrimaryKeyConstraint("site_id", "id"),
+    ForeignKeyConstraint(["site_id"], ["sites.id"], ondelete="CASCADE"),
+)
+
+#: What a product's price state is made of; a change in any of these makes a history row.
+STATE_COLUMNS = (
+    "price",
+    "currency",
+    "regular_price",
+    "is_discounted",
+    "unit_price",
+    "unit",
+    "availability",
+    "shop_unit_price",
+    "shop_unit",
+)
+
+
+def _state_columns(nullable_price: bool = False) -> list[Column[object]]:
+    """The price state columns (names in STATE_COLUMNS), fresh objects for each table."""
+    return [
+        Column("price", Money, nullable=nullable_price),
+        Column("currency", String(3), nullable=nullable_price),
+        Column("regular_price", Money),
+        Column("is_discounted", Boolean, nullable=False, server_default=text("false")),
+        Column("unit_price", Money),
+        Column("unit", String(8)),
+        Column("availability", String(16), nullable=False, server_default=text("'unknown'")),
+        Column("shop_unit_price", Money),
+        Column("shop_unit", String(16)),
+    ]
+
+
+products = Table(
+    "products",
+    metadata,
+    Column("site_id", String(64), nullable=False),
+    Column("id", String(256), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("brand", Text),
+    Column("gtin", String(14)),
+    Column("sku", String(128)),
+    Column("category_id", String(128)),
+    Column("size_value", Numeric(14, 4, asdecimal=True).with_variant(Float(), "sqlite")),
+    Column("size_unit", String(8)),
+    Column("image_url", Text),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("raw", JSONType),
+    # The current price state (the latest history row), kept here for lists and filters.
+    *_state_columns(nullable_price=True),
+    Column("price_changed_at", UTCDateTime),
+    PrimaryKeyConstraint("site_id", "id"),
+    ForeignKeyConstraint(["site_id"], ["sites.id"], ondelete="CASCADE"),
+    Index(None, "gtin"),
+    Index(None, "site_id", "category_id"),
+    Index(None, "price"),
+    Index(None, "last_seen"),
+)
+
+price_observations = Table(
+    "price_observations",
+    metadata,
+    Column("site_id", String(64), nullable=False),
+    Column("product_id", String(256), nullable=False),
+    Column("observed_at", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    *_state_columns(),
+    PrimaryKeyConstraint("site_id", "product_id", "observed_at"),
+    Index(None, "observed_at"),
+    postgresql_partition_by="RANGE (observed_at)",
+)
+
+matches = Table(
+    "matches",
+    metadata,
+    Column("site_id", String(64), nullable=False),
+    Column("product_id", String(256), nullable=False),
+    Column("group_id", String(64), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("score", Float, nullable=False, server_default=text("1.0")),
+    Column("updated_at", UTCDateTime, nullable=False, server_default=text("CURRENT_TIMESTAMP")),
+    PrimaryKeyConstraint("site_id", "product_id"),
+    Index(None, "group_id"),
+)
+
+fetch_state = Table(
+    "fetch_state",
+    metadata,
+    Column("site_id", String(64), nullable=False),
+    Column("url_hash", String(32), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("content_hash", String(64)),
+    Column("fetched_at", UTCDateTime),
+    Column("status", Integer),
+    PrimaryKeyConstraint("site_id", "url_hash"),
+)

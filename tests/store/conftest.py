@@ -1,0 +1,30 @@
+"""The store conformance fixtures: every test runs on SQLite and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from pricefleet.store.base import Store
+from tests.servers import create_database, drop_database, pg_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """A migrated, empty store on each backend."""
+    if request.param == "sqlite":
+        store = Store.from_url(f"sqlite:///{tmp_path / 'pf.db'}")
+        await store.upgrade()
+        yield store
+        await store.close()
+        return
+    name = await create_database()
+    store = Store.from_url(pg_url(name))
+    try:
+        await store.upgrade()
+        yield store
+    finally:
+        await store.close()
+        await drop_database(name)

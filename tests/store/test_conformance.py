@@ -1,0 +1,326 @@
+"""The Store conformance suite: every behaviour, on SQLite and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from pricefleet.errors import InvalidQuery, UnknownSite
+from pricefleet.store.base import Store
+from pricefleet.store.migrate import head_revision, schema_diff
+from pricefleet.store.records import Direction, ProductFilter, SortKey
+from tests.store.factories import SITES, at, sighting
+
+
+@pytest.fixture
+async def shops(store: Store) -> Store:
+    """The store with two shops registered."""
+    await store.upsert_sites(SITES)
+    return store
+
+
+async def test_migrations_build_exactly_the_tables_in_code(store: Store) -> None:
+    """After `upgrade` the database matches the SQLAlchemy tables, at the one head revision."""
+    async with store.writer.connect() as conn:
+        assert await schema_diff(conn) == []
+        from sqlalchemy import text
+
+        version = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+    assert version == head_revision()
+    await store.upgrade()  # idempotent
+
+
+async def test_products_round_trip(shops: Store) -> None:
+    """An ingested product reads back with its fields, price state and first/last seen."""
+    result = await shops.ingest(
+        [sighting("p1", "1.19", at(0), name="Leche entera", regular="1.39")]
+    )
+    assert (result.products, result.observations_inserted) == (1, 1)
+    product = await shops.get_product("shop-a", "p1")
+    assert product is not None
+    assert product["name"] == "Leche entera"
+    assert product["price"] == Decimal("1.19")
+    assert product["regular_price"] == Decimal("1.39")
+    assert product["is_discounted"] is True
+    assert product["unit_price"] == Decimal("1.19")
+    assert product["first_seen"] == product["last_seen"] == at(0)
+    assert "raw" not in product  # only when asked for
+    assert await shops.get_product("shop-a", "nope") is None
+    with_raw = await shops.get_product("shop-a", "p1", fields=["raw"])
+    assert with_raw == {"site_id": "shop-a", "id": "p1", "raw": {"price": "1.19"}, "group_id": None}
+
+
+async def test_history_is_change_only(shops: Store) -> None:
+    """A new history row only when the state changes; otherwise the run's last_seen moves."""
+    for minute, price in [(0, "1.00"), (10, "1.00"), (20, "1.00"), (30, "1.20"), (40, "1.00")]:
+        await shops.ingest([sighting("p1", price, at(minute))])
+    rows = await shops.history("shop-a", "p1")
+    assert [(r["observed_at"], r["price"], r["last_seen"]) for r in rows] == [
+        (at(0), Decimal("1.00"), at(20)),
+        (at(30), Decimal("1.20"), at(30)),
+        (at(40), Decimal("1.00"), at(40)),
+    ]
+    product = await shops.get_product("shop-a", "p1")
+    assert product is not None
+    assert (product["price"], product["price_changed_at"], product["last_seen"]) == (
+        Decimal("1.00"),
+        at(40),
+        at(40),
+    )
+    assert [r["observed_at"] for r in await shops.history("shop-a", "p1", since=at(35))] == [
+        at(30),
+        at(40),
+    ]
+
+
+async def test_availability_and_discount_changes_are_history(shops: Store) -> None:
+    """Stock running out, or a discount starting at the same price, is a change too."""
+    await shops.ingest([sighting("p1", "2.00", at(0))])
+    await shops.ingest([sighting("p1", "2.00", at(1), available=False)])
+    await shops.ingest([sighting("p1", "2.00", at(2), available=False, regular="2.50")])
+    rows = await shops.history("shop-a", "p1")
+    assert [(r["availability"], r["is_discounted"]) for r in rows] == [
+        ("in_stock", False),
+        ("out_of_stock", False),
+        ("out_of_stock", True),
+    ]
+
+
+async def test_replays_in_any_order_give_the_same_rows(shops: Store) -> None:
+    """Replaying batches any number of times, in any order, stores the same history."""
+    prices = ["1.00", "1.00", "1.10", "1.10", "0.90", "1.00", "1.00", "1.10"]
+    sightings = [sighting("p1", price, at(m * 10)) for m, price in enumerate(prices)]
+    batches = [sightings[i : i + 3] for i in range(0, len(sightings), 3)]
+    expected = [
+        (at(0), "1.00"),
+        (at(20), "1.10"),
+        (at(40), "0.90"),
+        (at(50), "1.00"),
+        (at(70), "1.10"),
+    ]
+    rng = random.Random(4)
+    for product_id in ("p1", "p2", "p3", "p4"):
+        order = [batch for batch in batches for _ in range(rng.randint(1, 3))]
+        rng.shuffle(order)
+        for batch in order:
+            renamed = [
+                sighting(product_id, str(s.observation.price), s.observation.observed_at)
+                for s in batch
+            ]
+            await shops.ingest(renamed)
+        rows = await shops.history("shop-a", product_id)
+        assert [(r["observed_at"], str(r["price"].normalize())) for r in rows] == [
+            (t, str(Decimal(p).normalize())) for t, p in expected
+        ], product_id
+        product = await shops.get_product("shop-a", product_id)
+        assert product is not None
+        assert (product["price"], product["last_seen"], product["first_seen"]) == (
+            Decimal("1.10"),
+            at(70),
+            at(0),
+        )
+
+
+async def test_racing_writers_store_no_duplicates(store: Store) -> None:
+    """Two writers on separate connections ingesting overlapping batches leave one history."""
+    await store.upsert_sites(SITES)
+    other = Store.from_url(store.url)
+    try:
+        products = [f"p{i}" for i in range(20)]
+        timeline = [("1.00", 0), ("1.00", 5), ("1.50", 10), ("1.50", 15), ("1.20", 20)]
+        batches = [[sighting(p, price, at(minute)) for p in products] for price, minute in timeline]
+        rng = random.Random(9)
+        plans = [batches * 2, batches * 2]
+        for plan in plans:
+            rng.shuffle(plan)
+
+        async def write(target: Store, plan: list[list[object]]) -> None:
+            for batch in plan:
+                await target.ingest(batch)  # type: ignore[arg-type]
+
+        await asyncio.gather(write(store, plans[0]), write(other, plans[1]))  # type: ignore[arg-type]
+        for product_id in products:
+            rows = await store.history("shop-a", product_id)
+            assert [(r["observed_at"], r["price"]) for r in rows] == [
+                (at(0), Decimal("1.00")),
+                (at(10), Decimal("1.50")),
+                (at(20), Decimal("1.20")),
+            ]
+    finally:
+        await other.close()
+
+
+async def test_products_of_unknown_sites_are_refused(store: Store) -> None:
+    """Writing products for a site never registered fails with a clear error, storing nothing."""
+    with pytest.raises(UnknownSite, match="register"):
+        await store.ingest([sighting("p1", "1.00", at(0), site_id="ghost")])
+    assert (await store.list_products()).items == []
+
+
+async def test_naive_times_are_refused(shops: Store) -> None:
+    """Times without a time zone are refused rather than guessed."""
+    with pytest.raises(Exception, match="naive datetime"):
+        await shops.ingest([sighting("p1", "1.00", datetime(2026, 1, 1))])
+
+
+async def test_same_gtin_same_group_and_compare_by_unit_price(shops: Store) -> None:
+    """Valid GTINs group offers across shops; compare sorts them by price per litre."""
+    gtin = "8410000000000"
+    gtin = gtin[:-1] + str(
+        (10 - sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(gtin[:-1])) % 10) % 10
+    )
+    await shops.ingest(
+        [
+            sighting("a1", "1.20", at(0), gtin=gtin, size="1"),
+            sighting("b1", "2.10", at(5), gtin=gtin, size="2", site_id="shop-b"),  # 1.05 €/l
+            sighting(
+                "a2", "0.10", at(0), gtin="8410000000001" if gtin[-1] != "1" else "8410000000002"
+            ),
+        ]
+    )
+    offers = await shops.compare(gtin=gtin)
+    assert [(o["site_id"], o["unit_price"]) for o in offers] == [
+        ("shop-b", Decimal("1.05")),
+        ("shop-a", Decimal("1.20")),
+    ]
+    assert all(o["age_seconds"] > 0 for o in offers)
+    assert (await shops.get_product("shop-a", "a2") or {})["gtin"] is None  # bad check digit
+    group = (await shops.get_product("shop-a", "a1") or {})["group_id"]
+    assert [o["id"] for o in await shops.compare(group_id=group)] == ["b1", "a1"]
+    with pytest.raises(InvalidQuery, match="not a valid GTIN"):
+        await shops.compare(gtin="123")
+
+
+SEARCH_CATALOGUE = [
+    ("s1", "Leche entera Campo Real 1 L", "Campo Real"),
+    ("s2", "Leche semidesnatada sin lactosa 1 L", "Campo Real"),
+    ("s3", "Jamón ibérico de bellota 100 g", "Dehesa Sur"),
+    ("s4", "Queso manchego curado", "La Leche Feliz"),  # "leche" only in the brand
+    ("s5", "Bebida de avena", "Avenida"),
+    ("s6", "Leche entera", "Sierra"),
+]
+
+
+async def _catalogue(store: Store) -> None:
+    await store.ingest(
+        [
+            sighting(pid, "1.00", at(0), name=name, brand=brand)
+            for pid, name, brand in SEARCH_CATALOGUE
+        ]
+    )
+
+
+async def test_search_ranks_the_same_on_both_backends(shops: Store) -> None:
+    """Accents and case are ignored, every word must match, names outrank brands."""
+    await _catalogue(shops)
+
+    async def ids(q: str) -> list[str]:
+        return [hit.item["id"] for hit in await shops.search(q)]
+
+    assert await ids("jamon") == ["s3"]
+    assert await ids("JAMÓN Ibérico") == ["s3"]
+    assert await ids("leche entera") == ["s6", "s1"]  # the shorter, more focused name first
+    found = await ids("leche")
+    assert set(found) == {"s1", "s2", "s4", "s6"}
+    assert found[-1] == "s4"  # a brand-only match ranks last
+    assert await ids("lech") == found  # the last word is a prefix
+    assert await ids("avena leche") == []
+    assert (
+        await ids(
+            "leche",
+        )
+        == found
+    )
+    hits = await shops.search("leche")
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    hostile = ['leche" OR "', "le:che*", "a & b | !c", "'; DROP TABLE products; --", "NEAR(a b)"]
+    for query in hostile:  # query syntax of either backend is never passed through
+        await shops.search(query)
+    assert await ids("leche") == found
+    with pytest.raises(InvalidQuery):
+        await shops.search("¿¡ !!")
+    assert [h.item["id"] for h in await shops.search("leche", site_id="shop-b")] == []
+
+
+async def test_list_filters_cursor_and_fields(shops: Store) -> None:
+    """Lists filter by site, category, price and discount, page by cursor, select fields."""
+    batch = [
+        sighting(
+            f"p{i:02d}",
+            f"{1 + i / 10:.2f}",
+            at(i),
+            category="leche" if i % 2 else "queso",
+            regular=f"{3 + i:.2f}" if i % 3 == 0 else None,
+        )
+        for i in range(12)
+    ]
+    batch.append(sighting("b1", "0.50", at(0), site_id="shop-b"))
+    await shops.ingest(batch)
+    everything: list[str] = []
+    cursor = None
+    while True:
+        page = await shops.list_products(
+            ProductFilter(site_id="shop-a"),
+            sort=SortKey.PRICE,
+            cursor=cursor,
+            limit=5,
+            fields=["price"],
+        )
+        everything += [item["id"] for item in page.items]
+        assert all(set(item) == {"site_id", "id", "price"} for item in page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert everything == [f"p{i:02d}" for i in range(12)]
+    desc = await shops.list_products(sort=SortKey.PRICE, descending=True, limit=2)
+    assert [i["id"] for i in desc.items] == ["p11", "p10"]
+    second = await shops.list_products(
+        sort=SortKey.PRICE, descending=True, limit=2, cursor=desc.next_cursor
+    )
+    assert [i["id"] for i in second.items] == ["p09", "p08"]
+    ranged = await shops.list_products(
+        ProductFilter(min_price=Decimal("1.2"), max_price=Decimal("1.45"))
+    )
+    assert sorted(i["id"] for i in ranged.items) == ["p02", "p03", "p04"]
+    discounted = await shops.list_products(ProductFilter(discounted=True, category_id="queso"))
+    assert sorted(i["id"] for i in discounted.items) == ["p00", "p06"]
+    with pytest.raises(InvalidQuery, match="cursor"):
+        await shops.list_products(cursor="not-a-cursor")
+    with pytest.raises(InvalidQuery, match="another sort"):
+        await shops.list_products(sort=SortKey.NAME, cursor=desc.next_cursor)
+    with pytest.raises(InvalidQuery, match="unknown fields"):
+        await shops.list_products(fields=["password"])
+    with pytest.raises(InvalidQuery, match="above max_price"):
+        await shops.list_products(ProductFilter(min_price=Decimal(5), max_price=Decimal(1)))
+
+
+async def test_trending_finds_the_biggest_moves(shops: Store) -> None:
+    """Drops and rises between N days ago and now, biggest first, from the view or live."""
+    now = datetime.now(UTC)
+    old, recent = now - timedelta(days=10), now - timedelta(days=1)
+    moves = {
+        "drop25": ("2.00", "1.50"),
+        "drop10": ("1.00", "0.90"),
+        "rise50": ("1.00", "1.50"),
+        "flat": ("1.00", "1.00"),
+    }
+    await shops.ingest([sighting(p, before, old) for p, (before, _) in moves.items()])
+    await shops.ingest([sighting(p, after, recent) for p, (_, after) in moves.items()])
+    await shops.refresh_trending()
+    for days in (7, 5):  # 7 is a precomputed window on PostgreSQL, 5 is not
+        drops = await shops.trending(days, direction=Direction.DROPS)
+        assert [(m.product_id, round(m.change, 2)) for m in drops] == [
+            ("drop25", -0.25),
+            ("drop10", -0.1),
+            ("rise50", 0.5),
+        ]
+        rises = await shops.trending(days, direction=Direction.RISES, limit=1)
+        assert [m.product_id for m in rises] == ["rise50"]
+        assert rises[0].old_price == Decimal("1.00")
+    assert await shops.trending(1) == []  # a day ago nothing had moved yet
+    with pytest.raises(InvalidQuery):
+        await shops.trending(0)

@@ -1,0 +1,71 @@
+"""What only the PostgreSQL backend has: fuzzy names, monthly partitions, the trending view."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+
+import pytest
+from sqlalchemy import text
+
+from pricefleet.store.base import Store
+from pricefleet.store.postgres import PostgresStore
+from tests.servers import create_database, drop_database, pg_url
+from tests.store.factories import SITES, at, sighting
+
+
+@pytest.fixture
+async def pg() -> AsyncIterator[PostgresStore]:
+    """A migrated PostgreSQL store in a database of its own."""
+    name = await create_database()
+    store = Store.from_url(pg_url(name))
+    assert isinstance(store, PostgresStore)
+    try:
+        await store.upgrade()
+        await store.upsert_sites(SITES)
+        yield store
+    finally:
+        await store.close()
+        await drop_database(name)
+
+
+async def test_typos_find_products_by_trigram_similarity(pg: PostgresStore) -> None:
+    """A misspelt name that matches no word still finds the product (pg_trgm)."""
+    await pg.ingest(
+        [
+            sighting("p1", "1.00", at(0), name="Leche entera Campo Real 1 L"),
+            sighting("p2", "9.00", at(0), name="Jamón ibérico de bellota"),
+        ]
+    )
+    assert await pg.search("lehce entera") == []  # strict by default, as on SQLite
+    assert [h.item["id"] for h in await pg.search("lehce entera", fuzzy=True)] == ["p1"]
+    assert [h.item["id"] for h in await pg.search("jamon iberco", fuzzy=True)] == ["p2"]
+
+
+async def test_partitions_are_made_ahead_and_nothing_falls_outside(pg: PostgresStore) -> None:
+    """Monthly partitions exist ahead of today; older rows land in the default partition."""
+    created = await pg.ensure_partitions(today=date(2031, 1, 15), months_ahead=2)
+    assert created == [
+        "price_observations_2031_01",
+        "price_observations_2031_02",
+        "price_observations_2031_03",
+    ]
+    assert await pg.ensure_partitions(today=date(2031, 1, 15), months_ahead=2) == []
+    await pg.ingest([sighting("p1", "1.00", at(0))])  # June 2026: no monthly partition
+    async with pg.reader.connect() as conn:
+        where = await conn.scalar(
+            text("SELECT tableoid::regclass::text FROM price_observations WHERE product_id='p1'")
+        )
+        names = set(
+            await conn.scalars(
+                text(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'price_observations'"
+                )
+            )
+        )
+    assert where == "price_observations_default"
+    assert {"price_observations_2031_01", "price_observations_default"} <= names
+    assert (
+        len([n for n in names if n != "price_observations_default"]) >= 4 + 3
+    )  # upgrade made some
