@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str | None = None
     database_replica_urls: Annotated[tuple[str, ...], NoDecode] = ()
+    #: Several PostgreSQL databases, sites spread over them: `name=postgresql://…,name=…`.
+    database_shards: Annotated[tuple[str, ...], NoDecode] = ()
     redis_url: str | None = None
     recipes_dir: Path = Path("recipes")
     api_host: str = "127.0.0.1"
@@ -48,7 +50,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
 
-    @field_validator("database_replica_urls", mode="before")
+    @field_validator("database_replica_urls", "database_shards", mode="before")
     @classmethod
     def _split_urls(cls, value: object) -> object:
         """Accept a comma-separated list, as environment variables are strings."""
@@ -66,6 +68,13 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_profile(self) -> Settings:
         db, redis = self.database_url, self.redis_url
+        for shard in self.database_shards:
+            if not shard.partition("=")[2].startswith(("postgresql", "postgres")):
+                raise ConfigError(
+                    f"PRICEFLEET_DATABASE_SHARDS entry {shard!r}: expected name=postgresql://…"
+                )
+        if self.database_shards and db is not None:
+            raise ConfigError("set PRICEFLEET_DATABASE_URL or PRICEFLEET_DATABASE_SHARDS, not both")
         if db is not None and not db.startswith(("sqlite", "postgresql", "postgres")):
             raise ConfigError(
                 f"PRICEFLEET_DATABASE_URL={db!r}: expected sqlite:///path or postgresql://…"
@@ -74,14 +83,17 @@ class Settings(BaseSettings):
             raise ConfigError(f"PRICEFLEET_REDIS_URL={redis!r}: expected redis://host:port/db")
         if self.is_postgres != (redis is not None):
             raise ConfigError(
-                "The cluster profile needs both PRICEFLEET_DATABASE_URL=postgresql://… and "
+                "The cluster profile needs both PostgreSQL (PRICEFLEET_DATABASE_URL=postgresql://… "
+                "or PRICEFLEET_DATABASE_SHARDS) and "
                 "PRICEFLEET_REDIS_URL=redis://…; set both, or neither for the embedded profile."
             )
         return self
 
     @property
     def is_postgres(self) -> bool:
-        """Whether the configured database is PostgreSQL."""
+        """Whether the configured database is PostgreSQL (one, or shards)."""
+        if self.database_shards:
+            return True
         return self.database_url is not None and self.database_url.startswith("postgres")
 
     @property

@@ -8,12 +8,25 @@ from pathlib import Path
 import pytest
 
 from pricefleet.store.base import Store
+from pricefleet.store.sharded import ShardedStore
 from tests.servers import create_database, drop_database, pg_url
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "sharded"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """A migrated, empty store on each backend."""
+    """A migrated, empty store on each backend: SQLite, PostgreSQL, and three PostgreSQL
+    databases as shards."""
+    if request.param == "sharded":
+        names = [await create_database() for _ in range(3)]
+        sharded = ShardedStore.from_urls([f"s{n}={pg_url(name)}" for n, name in enumerate(names)])
+        try:
+            await sharded.upgrade()
+            yield sharded
+        finally:
+            await sharded.close()
+            for name in names:
+                await drop_database(name)
+        return
     if request.param == "sqlite":
         store = Store.from_url(f"sqlite:///{tmp_path / 'pf.db'}")
         await store.upgrade()

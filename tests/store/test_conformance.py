@@ -11,7 +11,6 @@ import pytest
 
 from pricefleet.errors import InvalidQuery, UnknownSite
 from pricefleet.store.base import Store
-from pricefleet.store.migrate import head_revision, schema_diff
 from pricefleet.store.records import Direction, ProductFilter, SortKey
 from tests.store.factories import SITES, at, sighting
 
@@ -21,17 +20,6 @@ async def shops(store: Store) -> Store:
     """The store with two shops registered."""
     await store.upsert_sites(SITES)
     return store
-
-
-async def test_migrations_build_exactly_the_tables_in_code(store: Store) -> None:
-    """After `upgrade` the database matches the SQLAlchemy tables, at the one head revision."""
-    async with store.writer.connect() as conn:
-        assert await schema_diff(conn) == []
-        from sqlalchemy import text
-
-        version = await conn.scalar(text("SELECT version_num FROM alembic_version"))
-    assert version == head_revision()
-    await store.upgrade()  # idempotent
 
 
 async def test_products_round_trip(shops: Store) -> None:
@@ -128,7 +116,7 @@ async def test_replays_in_any_order_give_the_same_rows(shops: Store) -> None:
 async def test_racing_writers_store_no_duplicates(store: Store) -> None:
     """Two writers on separate connections ingesting overlapping batches leave one history."""
     await store.upsert_sites(SITES)
-    other = Store.from_url(store.url)
+    other = store.reopen()
     try:
         products = [f"p{i}" for i in range(20)]
         timeline = [("1.00", 0), ("1.00", 5), ("1.50", 10), ("1.50", 15), ("1.20", 20)]

@@ -52,7 +52,7 @@ async def test_partitions_are_made_ahead_and_nothing_falls_outside(pg: PostgresS
     ]
     assert await pg.ensure_partitions(today=date(2031, 1, 15), months_ahead=2) == []
     await pg.ingest([sighting("p1", "1.00", at(0))])  # June 2026: no monthly partition
-    async with pg.reader.connect() as conn:
+    async with pg.writer.connect() as conn:
         where = await conn.scalar(
             text("SELECT tableoid::regclass::text FROM price_observations WHERE product_id='p1'")
         )

@@ -110,15 +110,6 @@ def _check_invariants(rows: Sequence[Row]) -> None:
         assert earlier.state != later.state
 
 
-def _winners(sightings: Iterable[tuple[datetime, State]]) -> dict[datetime, State]:
-    """The state that wins each instant: the greatest."""
-    best: dict[datetime, State] = {}
-    for at, state in sightings:
-        if at not in best or state > best[at]:
-            best[at] = state
-    return best
-
-
 def _end_point_model(known: dict[datetime, State], batch: Sightings) -> dict[datetime, State]:
     """What a timeline can remember: the end points of its runs, updated by one batch."""
     points = dict(known)
@@ -333,9 +324,10 @@ def _ordered_batches(draw: st.DrawFn) -> tuple[Sightings, list[Sightings]]:
     minutes = sorted({at for at, _ in sightings})
     cuts = draw(st.sets(st.sampled_from(minutes)))
     bounds = sorted(cuts | {minutes[0]})
-    batches: list[Sightings] = []
-    for low, high in pairwise([*bounds, None]):
-        batches.append([s for s in sightings if s[0] >= low and (high is None or s[0] < high)])
+    ends = [*bounds[1:], minutes[-1] + timedelta(minutes=1)]
+    batches = [
+        [s for s in sightings if low <= s[0] < high] for low, high in zip(bounds, ends, strict=True)
+    ]
     schedule: list[Sightings] = []
     for i, batch in enumerate(batches):
         schedule.append(draw(st.permutations(batch)))

@@ -6,7 +6,7 @@ suite (`tests/store/`). Tables, SQL and migrations stay inside this package.
 
 from __future__ import annotations
 
-from pricefleet.store.base import PRODUCT_FIELDS, Store
+from pricefleet.store.base import Store
 from pricefleet.store.records import (
     Direction,
     IngestResult,
@@ -17,6 +17,7 @@ from pricefleet.store.records import (
     Sighting,
     SortKey,
 )
+from pricefleet.store.sql import PRODUCT_FIELDS
 
 __all__ = [
     "PRODUCT_FIELDS",

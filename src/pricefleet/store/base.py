@@ -1,29 +1,20 @@
-"""The `Store` interface and everything its SQLite and PostgreSQL backends share.
+"""The `Store` interface: what every backend offers, and how one is chosen.
 
-Reads and writes are separate engines: SQLite writes take `BEGIN IMMEDIATE` on their own
-engine while readers go on in WAL; PostgreSQL reads may go to replicas. Every method is
-batch-shaped or a single indexed query; none holds a connection across awaits of the caller.
+`Store.from_url` gives a single database (`SqliteStore`, `PostgresStore`, both `SqlStore`s);
+`Store.from_settings` also knows read replicas and shards (`ShardedStore`). All of them pass
+the same conformance suite (`tests/store/`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, Self
 
-import orjson
-from sqlalchemy import ColumnElement, and_, func, literal, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-from pricefleet.errors import InvalidQuery
-from pricefleet.match import gtin_group, normalize_gtin
+from pricefleet.errors import ConfigError
 from pricefleet.models import Site
-from pricefleet.store import ingest as _ingest
 from pricefleet.store.records import (
     Direction,
     IngestResult,
@@ -34,39 +25,21 @@ from pricefleet.store.records import (
     Sighting,
     SortKey,
 )
-from pricefleet.store.tables import categories, matches, price_observations, products
-from pricefleet.store.tables import sites as sites_table
 
-__all__ = ["PRODUCT_FIELDS", "Store"]
+if TYPE_CHECKING:
+    from pricefleet.config import Settings
 
-#: Fields a product read can return (`fields=` selects among them); `raw` only when asked.
-PRODUCT_FIELDS: tuple[str, ...] = tuple(c.name for c in products.columns)
-_DEFAULT_FIELDS = tuple(f for f in PRODUCT_FIELDS if f != "raw")
-_SORTS = {
-    SortKey.NAME: products.c.name,
-    SortKey.PRICE: products.c.price,
-    SortKey.UNIT_PRICE: products.c.unit_price,
-    SortKey.LAST_SEEN: products.c.last_seen,
-}
-#: Sorts on nullable columns put products without a value last, through this stand-in.
-_NULL_LAST = Decimal("99999999")
+__all__ = ["Store"]
 
 
 class Store(ABC):
-    """Where pricefleet keeps sites, products and their price history. Use `Store.from_url`."""
+    """Where pricefleet keeps sites, products and their change-only price history."""
 
-    dialect: ClassVar[str]
-    #: The `trending` windows (days) served from a precomputed view where the backend has one.
-    TRENDING_WINDOWS: ClassVar[tuple[int, ...]] = (1, 7, 30, 90)
-
-    def __init__(self, url: str, writer: AsyncEngine, reader: AsyncEngine) -> None:
-        self.url = url
-        self.writer = writer
-        self.reader = reader
+    url: str
 
     @staticmethod
     def from_url(url: str, *, replica_urls: Sequence[str] = ()) -> Store:
-        """A store for `sqlite:///path` or `postgresql://…` (with optional read replicas)."""
+        """A store on one database: `sqlite:///path` or `postgresql://…` (+ read replicas)."""
         if url.startswith("sqlite"):
             from pricefleet.store.sqlite import SqliteStore
 
@@ -75,7 +48,18 @@ class Store(ABC):
             from pricefleet.store.postgres import PostgresStore
 
             return PostgresStore.create(url, replica_urls=replica_urls)
-        raise InvalidQuery(f"unsupported database URL {url!r}: use sqlite:///… or postgresql://…")
+        raise ConfigError(f"unsupported database URL {url!r}: use sqlite:///… or postgresql://…")
+
+    @staticmethod
+    def from_settings(settings: Settings) -> Store:
+        """The store the settings describe: shards when configured, else one database."""
+        if settings.database_shards:
+            from pricefleet.store.sharded import ShardedStore
+
+            return ShardedStore.from_urls(settings.database_shards)
+        return Store.from_url(
+            settings.effective_database_url, replica_urls=settings.database_replica_urls
+        )
 
     async def __aenter__(self) -> Self:
         return self
@@ -88,94 +72,44 @@ class Store(ABC):
     ) -> None:
         await self.close()
 
+    @abstractmethod
+    def reopen(self) -> Store:
+        """Another, independent store on the same database(s): a second writer, say."""
+
+    @abstractmethod
     async def close(self) -> None:
         """Release every connection."""
-        await self.writer.dispose()
-        if self.reader is not self.writer:
-            await self.reader.dispose()
 
+    @abstractmethod
     async def upgrade(self) -> None:
         """Migrate the schema to the newest revision (idempotent)."""
-        from pricefleet.store.migrate import upgrade
-
-        async with self.writer.begin() as conn:
-            await upgrade(conn)
-        await self._after_upgrade()
-
-    async def _after_upgrade(self) -> None:  # noqa: B027 - optional hook
-        """Backend upkeep after migrating (partitions ahead, …)."""
 
     # --- writes ---------------------------------------------------------------------------
 
+    @abstractmethod
     async def upsert_sites(self, sites: Sequence[Site]) -> None:
         """Register or update shops."""
-        rows = [
-            {
-                "id": s.id,
-                "name": s.name,
-                "base_url": s.base_url,
-                "region": s.region,
-                "recipe": s.recipe,
-                "updated_at": datetime.now(UTC),
-            }
-            for s in sites
-        ]
-        if not rows:
-            return
-        async with self.writer.begin() as conn:
-            insert = self._insert(conn, sites_table)
-            keep = ("name", "base_url", "region", "recipe", "updated_at")
-            await conn.execute(
-                insert.on_conflict_do_update(
-                    index_elements=["id"], set_={k: insert.excluded[k] for k in keep}
-                ),
-                rows,
-            )
 
+    @abstractmethod
     async def upsert_categories(
         self, site_id: str, rows: Sequence[tuple[str, str, str | None]]
     ) -> None:
         """Register a site's categories as (id, name, parent_id)."""
-        if not rows:
-            return
-        async with self.writer.begin() as conn:
-            insert = self._insert(conn, categories)
-            await conn.execute(
-                insert.on_conflict_do_update(
-                    index_elements=["site_id", "id"],
-                    set_={"name": insert.excluded.name, "parent_id": insert.excluded.parent_id},
-                ),
-                [{"site_id": site_id, "id": i, "name": n, "parent_id": p} for i, n, p in rows],
-            )
 
+    @abstractmethod
     async def ingest(self, sightings: Sequence[Sighting]) -> IngestResult:
-        """Upsert the products and record their price states, change-only, in one transaction."""
-        async with self.writer.begin() as conn:
-            return await _ingest.ingest(conn, sightings)
-
-    @staticmethod
-    def _insert(conn: AsyncConnection, table: Any) -> Any:
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        module = postgresql if conn.dialect.name == "postgresql" else sqlite
-        return module.insert(table)
+        """Upsert the products and record their price states, change-only, atomically: the same
+        sightings in any batching, order or number of replays give the same history."""
 
     # --- reads ----------------------------------------------------------------------------
 
+    @abstractmethod
     async def get_product(
         self, site_id: str, product_id: str, fields: Sequence[str] | None = None
     ) -> dict[str, Any] | None:
         """One product with its current price and match group, or None."""
-        columns = [*self._columns(fields), matches.c.group_id]
-        query = (
-            select(*columns)
-            .select_from(products.outerjoin(matches, self._match_join()))
-            .where(products.c.site_id == site_id, products.c.id == product_id)
-        )
-        async with self.reader.connect() as conn:
-            row = (await conn.execute(query)).first()
-        return dict(row._mapping) if row else None
 
+    @abstractmethod
     async def history(
         self,
         site_id: str,
@@ -186,28 +120,8 @@ class Store(ABC):
     ) -> list[dict[str, Any]]:
         """A product's price states, oldest first; each row holds from `observed_at` on and was
         last confirmed at `last_seen`. With `since`, the state in force at `since` comes first."""
-        obs = price_observations.c
-        mine = and_(obs.site_id == site_id, obs.product_id == product_id)
-        query = select(price_observations).where(mine)
-        if until is not None:
-            query = query.where(obs.observed_at <= until)
-        async with self.reader.connect() as conn:
-            rows: list[dict[str, Any]] = []
-            if since is not None:
-                before = await conn.execute(
-                    select(price_observations)
-                    .where(mine, obs.observed_at < since)
-                    .order_by(obs.observed_at.desc())
-                    .limit(1)
-                )
-                rows += [dict(r._mapping) for r in before]
-                query = query.where(obs.observed_at >= since)
-            result = await conn.execute(query.order_by(obs.observed_at).limit(limit))
-            rows += [dict(r._mapping) for r in result]
-        for row in rows:
-            del row["site_id"], row["product_id"]
-        return rows[:limit]
 
+    @abstractmethod
     async def list_products(
         self,
         filters: ProductFilter = ProductFilter(),  # noqa: B008 - frozen dataclass
@@ -221,44 +135,16 @@ class Store(ABC):
         """Products matching `filters`, in pages: pass a page's `next_cursor` to get the next.
         Items carry `site_id` and `id` always, and the `fields` asked for (default: all but raw).
         """
-        if not 1 <= limit <= 1000:
-            raise InvalidQuery(f"limit={limit}: must be between 1 and 1000")
-        key = self._sort_expression(sort)
-        order = (key, products.c.site_id, products.c.id)
-        query = select(*self._columns(fields), key.label("_key")).where(*self._filters(filters))
-        if cursor is not None:
-            after = self._decode_cursor(cursor, sort, descending)
-            position = tuple_(*order)
-            bound = tuple_(
-                *(literal(v) if i else self._cursor_value(sort, v) for i, v in enumerate(after))
-            )
-            query = query.where(position < bound if descending else position > bound)
-        query = query.order_by(*(c.desc() if descending else c.asc() for c in order))
-        async with self.reader.connect() as conn:
-            rows = [dict(r._mapping) for r in await conn.execute(query.limit(limit + 1))]
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            last = rows[-1]
-            next_cursor = self._encode_cursor(sort, descending, last["_key"], last)
-        for row in rows:
-            del row["_key"]
-        return Page(rows, next_cursor)
 
+    @abstractmethod
     async def search(
         self, q: str, *, limit: int = 20, site_id: str | None = None, fuzzy: bool = False
     ) -> list[SearchHit]:
         """Products whose name or brand match every word of `q` (the last one as a prefix),
         most relevant first. With `fuzzy`, when no product matches, a backend that can
         (PostgreSQL, pg_trgm) returns the names most like `q` instead: typos still find."""
-        words = _words(q)
-        if not words:
-            raise InvalidQuery("search needs at least one letter or digit")
-        if not 1 <= limit <= 200:
-            raise InvalidQuery(f"limit={limit}: must be between 1 and 200")
-        async with self.reader.connect() as conn:
-            return await self._search(conn, words, limit, site_id, fuzzy)
 
+    @abstractmethod
     async def compare(
         self,
         *,
@@ -267,39 +153,10 @@ class Store(ABC):
         q: str | None = None,
         limit: int = 50,
     ) -> list[dict[str, Any]]:
-        """The offers of one product across shops, cheapest per kg, litre or item first."""
-        now = datetime.now(UTC)
-        if gtin is not None:
-            normal = normalize_gtin(gtin)
-            if normal is None:
-                raise InvalidQuery(f"gtin={gtin!r} is not a valid GTIN (length or check digit)")
-            group_id = gtin_group(normal)
-        if group_id is not None:
-            query = (
-                select(*self._columns(None), matches.c.group_id)
-                .select_from(products.join(matches, self._match_join()))
-                .where(matches.c.group_id == group_id)
-            )
-            async with self.reader.connect() as conn:
-                offers = [dict(r._mapping) for r in await conn.execute(query)]
-        elif q is not None:
-            offers = [hit.item for hit in await self.search(q, limit=limit)]
-        else:
-            raise InvalidQuery("compare needs one of gtin, group_id or q")
-        offers = [o for o in offers if o["price"] is not None]
-        for offer in offers:
-            offer["age_seconds"] = max(0.0, (now - offer["last_seen"]).total_seconds())
-        offers.sort(
-            key=lambda o: (
-                o["unit"] or "~",
-                o["unit_price"] is None,
-                o["unit_price"] or 0,
-                o["price"],
-                o["site_id"],
-            )
-        )
-        return offers[:limit]
+        """The offers of one product across shops, cheapest per kg, litre or item first, each
+        with `age_seconds` since it was last seen."""
 
+    @abstractmethod
     async def trending(
         self,
         days: int = 7,
@@ -309,158 +166,7 @@ class Store(ABC):
         site_id: str | None = None,
     ) -> list[Move]:
         """The biggest relative price moves between `days` ago and now."""
-        if not 1 <= days <= 3650:
-            raise InvalidQuery(f"days={days}: must be between 1 and 3650")
-        async with self.reader.connect() as conn:
-            rows = await self._trending(conn, days, direction, limit, site_id)
-        return [
-            Move(
-                site_id=r["site_id"],
-                product_id=r["product_id"],
-                name=r["name"],
-                old_price=r["old_price"],
-                new_price=r["new_price"],
-                change=float((r["new_price"] - r["old_price"]) / r["old_price"]),
-                since=r["since"],
-            )
-            for r in rows
-        ]
-
-    async def refresh_trending(self) -> None:  # noqa: B027 - optional hook
-        """Recompute the precomputed trending view, where the backend keeps one."""
-
-    async def _trending(
-        self, conn: AsyncConnection, days: int, direction: Direction, limit: int, site: str | None
-    ) -> list[dict[str, Any]]:
-        """The live trending query: each product's price now against the one in force then."""
-        obs, prod = price_observations.c, products.c
-        cutoff = datetime.now(UTC) - timedelta(days=days)
-        earlier = price_observations.alias("earlier")
-        then = (
-            select(func.max(earlier.c.observed_at))
-            .where(
-                earlier.c.site_id == prod.site_id,
-                earlier.c.product_id == prod.id,
-                earlier.c.observed_at <= cutoff,
-            )
-            .correlate(products)
-            .scalar_subquery()
-        )
-        change = (prod.price - obs.price) * 1.0 / obs.price
-        query = (
-            select(
-                prod.site_id,
-                prod.id.label("product_id"),
-                prod.name,
-                obs.price.label("old_price"),
-                prod.price.label("new_price"),
-                obs.observed_at.label("since"),
-            )
-            .select_from(
-                products.join(
-                    price_observations,
-                    and_(
-                        obs.site_id == prod.site_id,
-                        obs.product_id == prod.id,
-                        obs.observed_at == then,
-                    ),
-                )
-            )
-            .where(prod.price.is_not(None), obs.price != prod.price)
-            .order_by(
-                change.asc() if direction is Direction.DROPS else change.desc(),
-                prod.site_id,
-                prod.id,
-            )
-            .limit(limit)
-        )
-        if site is not None:
-            query = query.where(prod.site_id == site)
-        return [dict(r._mapping) for r in await conn.execute(query)]
 
     @abstractmethod
-    async def _search(
-        self, conn: AsyncConnection, words: list[str], limit: int, site_id: str | None, fuzzy: bool
-    ) -> list[SearchHit]:
-        """The backend's full-text search over name and brand."""
-
-    # --- helpers --------------------------------------------------------------------------
-
-    @staticmethod
-    def _match_join() -> ColumnElement[bool]:
-        return and_(matches.c.site_id == products.c.site_id, matches.c.product_id == products.c.id)
-
-    @staticmethod
-    def _columns(fields: Sequence[str] | None) -> list[Any]:
-        if fields is None:
-            return [products.c[f] for f in _DEFAULT_FIELDS]
-        unknown = sorted(set(fields) - set(PRODUCT_FIELDS))
-        if unknown:
-            raise InvalidQuery(f"unknown fields {unknown}; known: {', '.join(PRODUCT_FIELDS)}")
-        wanted = dict.fromkeys(("site_id", "id", *fields))  # identity always, for cursors
-        return [products.c[f] for f in wanted]
-
-    @staticmethod
-    def _filters(f: ProductFilter) -> list[ColumnElement[bool]]:
-        prod = products.c
-        where: list[ColumnElement[bool]] = []
-        if f.site_id is not None:
-            where.append(prod.site_id == f.site_id)
-        if f.category_id is not None:
-            where.append(prod.category_id == f.category_id)
-        if f.min_price is not None:
-            where.append(prod.price >= f.min_price)
-        if f.max_price is not None:
-            where.append(prod.price <= f.max_price)
-        if f.min_price is not None and f.max_price is not None and f.min_price > f.max_price:
-            raise InvalidQuery(f"min_price {f.min_price} is above max_price {f.max_price}")
-        if f.discounted is not None:
-            where.append(prod.is_discounted == f.discounted)
-        if f.gtin is not None:
-            where.append(prod.gtin == normalize_gtin(f.gtin))
-        return where
-
-    @staticmethod
-    def _sort_expression(sort: SortKey) -> ColumnElement[Any]:
-        column = _SORTS[sort]
-        if sort in (SortKey.PRICE, SortKey.UNIT_PRICE):
-            return func.coalesce(column, _NULL_LAST, type_=column.type)
-        return column
-
-    @staticmethod
-    def _cursor_value(sort: SortKey, value: Any) -> Any:
-        column = _SORTS[sort]
-        return literal(value, type_=column.type)
-
-    @staticmethod
-    def _encode_cursor(sort: SortKey, descending: bool, key: Any, row: dict[str, Any]) -> str:
-        if isinstance(key, datetime):
-            key = key.isoformat()
-        elif isinstance(key, Decimal):
-            key = str(key)
-        data = orjson.dumps([sort.value, descending, key, row["site_id"], row["id"]])
-        return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-    @staticmethod
-    def _decode_cursor(cursor: str, sort: SortKey, descending: bool) -> tuple[Any, str, str]:
-        try:
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-            kind, desc, key, site_id, product_id = orjson.loads(raw)
-        except (binascii.Error, ValueError, TypeError) as exc:
-            raise InvalidQuery(f"cursor {cursor[:40]!r} is not one this API gave out") from exc
-        if kind != sort.value or desc != descending:
-            raise InvalidQuery("the cursor belongs to a list with another sort order")
-        if sort is SortKey.LAST_SEEN:
-            key = datetime.fromisoformat(key)
-        elif sort in (SortKey.PRICE, SortKey.UNIT_PRICE):
-            key = Decimal(key)
-        return key, str(site_id), str(product_id)
-
-
-def _words(q: str) -> list[str]:
-    """The searchable words of a query, without accents, lower-case: `Jamón 5J` → jamon, 5j."""
-    import re
-    import unicodedata
-
-    ascii_text = unicodedata.normalize("NFKD", q).encode("ascii", "ignore").decode().lower()
-    return re.findall(r"[a-z0-9]+", ascii_text)[:12]
+    async def refresh_trending(self) -> None:
+        """Recompute precomputed trending views, where the backend keeps them."""

@@ -127,8 +127,8 @@ async def _upsert_products(conn: AsyncConnection, rows: list[dict[str, Any]]) ->
 
 
 async def _slices(conn: AsyncConnection, earliest: dict[Key, datetime]) -> dict[Key, list[Row]]:
-    """Per product, the history rows a merge needs: the latest row at or before the earliest
-    sighting, and every row after it."""
+    """Per product, the history rows a merge needs: the latest row strictly before the earliest
+    sighting, and every row from it on."""
     obs, prod = price_observations.c, products.c
     current = await conn.execute(
         select(prod.site_id, prod.id, prod.price_changed_at).where(
@@ -142,7 +142,9 @@ async def _slices(conn: AsyncConnection, earliest: dict[Key, datetime]) -> dict[
         key = (site_id, product_id)
         if changed_at is None:
             continue  # no history yet
-        (hot if changed_at <= earliest[key] else cold).append(key)
+        # Strictly before: a sighting at the latest row's own instant may tie-break with it
+        # and then has to see the row before as well.
+        (hot if changed_at < earliest[key] else cold).append(key)
     if hot:  # the usual case: sightings newer than everything stored; the latest row suffices
         latest = await conn.execute(
             select(price_observations)

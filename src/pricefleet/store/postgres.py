@@ -13,10 +13,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from pricefleet.store.base import _DEFAULT_FIELDS, Store
 from pricefleet.store.records import Direction, SearchHit
+from pricefleet.store.sql import _DEFAULT_FIELDS, SqlStore
 
 __all__ = ["PostgresStore", "async_url"]
 
@@ -39,23 +39,28 @@ def _month(day: date, offset: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
-class PostgresStore(Store):
+class PostgresStore(SqlStore):
     """A Store on PostgreSQL."""
 
     dialect = "postgresql"
+    replica_urls: tuple[str, ...] = ()
 
     @classmethod
     def create(cls, url: str, *, replica_urls: Sequence[str] = ()) -> PostgresStore:
-        """Engines for the primary (and, for reads, the first replica when given)."""
-        writer = create_async_engine(
-            async_url(url), pool_size=5, max_overflow=5, pool_pre_ping=True
-        )
-        reader = writer
-        if replica_urls:
-            reader = create_async_engine(
-                async_url(replica_urls[0]), pool_size=5, max_overflow=5, pool_pre_ping=True
+        """Engines for the primary and for each read replica."""
+
+        def engine(target: str) -> AsyncEngine:
+            return create_async_engine(
+                async_url(target), pool_size=5, max_overflow=5, pool_pre_ping=True
             )
-        return cls(url, writer, reader)
+
+        store = cls(url, engine(url), [engine(replica) for replica in replica_urls])
+        store.replica_urls = tuple(replica_urls)
+        return store
+
+    def reopen(self) -> PostgresStore:
+        """A second store on the same primary and replicas."""
+        return PostgresStore.create(self.url, replica_urls=self.replica_urls)
 
     async def _after_upgrade(self) -> None:
         await self.ensure_partitions()

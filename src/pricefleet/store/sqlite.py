@@ -15,8 +15,8 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from pricefleet.store.base import _DEFAULT_FIELDS, Store
 from pricefleet.store.records import SearchHit
+from pricefleet.store.sql import _DEFAULT_FIELDS, SqlStore
 
 __all__ = ["SqliteStore"]
 
@@ -46,7 +46,7 @@ def _configure(engine: Any, *, immediate: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-class SqliteStore(Store):
+class SqliteStore(SqlStore):
     """A Store in one SQLite file."""
 
     dialect = "sqlite"
@@ -61,7 +61,12 @@ class SqliteStore(Store):
         reader = create_async_engine(_async_url(url), pool_size=4, max_overflow=4)
         _configure(writer, immediate=True)
         _configure(reader, immediate=False)
-        return cls(url, writer, reader)
+        # One file: a read never sees older data than a write, so reads need no detour.
+        return cls(url, writer, [reader], read_your_writes_seconds=0.0)
+
+    def reopen(self) -> SqliteStore:
+        """A second store on the same file."""
+        return SqliteStore.create(self.url)
 
     async def _search(
         self, conn: AsyncConnection, words: list[str], limit: int, site_id: str | None, fuzzy: bool

@@ -8,15 +8,19 @@ read the clock or keep state between calls. The store loads the rows that matter
 
 Model. A stored timeline stands for the set of its rows' end points: every row contributes the
 sighting at ``observed_at`` and the one at ``last_seen``, both in the row's state; the sightings
-in between carried the same state and are not needed again. :func:`merge` adds a batch to those
-points (at one instant the state with the greatest :meth:`State.sort_key` wins, whichever arrives
-first) and rebuilds the rows with the same reduction :func:`canonical` applies to a complete
-history. So replays are no-ops, the outcome of one batch does not depend on the order of its
-sightings, and batches arriving in time order give exactly the canonical rows. A batch that lands
-inside an already stored run with another state can only split that run at the points stored: the
-earlier part keeps the best known ``last_seen`` before the split and the rest restarts at the old
-``last_seen`` (the sightings in between were never stored, so no function of the stored rows can
-know where the run really resumed; replaying the history in time order repairs it).
+in between carried the same state and are not kept. :func:`merge` adds a batch to those points (at
+one instant the state with the greatest :meth:`State.sort_key` wins, whichever arrives first) and
+rebuilds the rows with the reduction :func:`canonical` applies to a complete history. So the
+outcome of a batch does not depend on the order of its sightings, a batch replayed right away
+changes nothing, and batches arriving in time order give exactly the canonical rows.
+
+Limits, inherent to change-only storage (no function of the stored rows can do better, because
+the forgotten inner sightings are exactly what would be needed): a late batch that lands inside a
+stored run with another state splits the run at the points stored, so the rest of the run resumes
+at its old ``last_seen`` (not at the first forgotten sighting after the split), and late
+sightings on both sides of a forgotten one bridge it; a losing state replayed at an instant whose
+winner was folded into a run splits that run. Replaying the history in time order repairs all of
+these; ``last_seen`` is never later than the canonical one and never earlier than ``observed_at``.
 """
 
 from __future__ import annotations

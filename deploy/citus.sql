@@ -1,0 +1,27 @@
+-- pricefleet on Citus: distribute the site-keyed tables by site_id.
+--
+-- Run once on the coordinator, after `pricefleet db upgrade` has created the schema there and
+-- before any data is loaded. Citus is not installable on our build machines, so this script is
+-- checked only against the schema in code (tests/store/test_citus_sql.py);
+-- run it on a Citus 12+ cluster.
+--
+-- Why it works: every primary key starts with site_id, so each table can be hashed on it and
+-- all rows of one site land on the same worker (colocated): ingest, history and per-site lists
+-- stay single-node; search, compare and trending fan out, as the ShardedStore does by hand.
+
+CREATE EXTENSION IF NOT EXISTS citus;
+
+-- Small, read everywhere, referenced by foreign keys: copied to every node.
+SELECT create_reference_table('sites');
+
+-- Site-keyed data, hashed on site_id and colocated with products.
+SELECT create_distributed_table('products', 'site_id');
+SELECT create_distributed_table('categories', 'site_id', colocate_with => 'products');
+SELECT create_distributed_table('matches', 'site_id', colocate_with => 'products');
+SELECT create_distributed_table('fetch_state', 'site_id', colocate_with => 'products');
+-- Partitioned by month on each node; new monthly partitions created by
+-- `ensure_partitions` on the coordinator are distributed automatically.
+SELECT create_distributed_table('price_observations', 'site_id', colocate_with => 'products');
+
+-- The trending view reads distributed tables: Citus keeps it on the coordinator, and
+-- REFRESH MATERIALIZED VIEW CONCURRENTLY price_moves pulls the rows it needs from the workers.

@@ -1,0 +1,463 @@
+"""`SqlStore`: everything the SQLite and PostgreSQL backends of `Store` share.
+
+Reads and writes are separate engines: SQLite writes take `BEGIN IMMEDIATE` on their own
+engine while readers go on in WAL; PostgreSQL reads may go to replicas. Every method is
+batch-shaped or a single indexed query; none holds a connection across awaits of the caller.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from sqlalchemy import ColumnElement, and_, func, literal, select, tuple_
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from pricefleet.errors import InvalidQuery
+from pricefleet.match import gtin_group, normalize_gtin
+from pricefleet.models import Site
+from pricefleet.store import ingest as _ingest
+from pricefleet.store.base import Store
+from pricefleet.store.query import NULL_LAST, decode_cursor, encode_cursor, search_words
+from pricefleet.store.records import (
+    Direction,
+    IngestResult,
+    Move,
+    Page,
+    ProductFilter,
+    SearchHit,
+    Sighting,
+    SortKey,
+)
+from pricefleet.store.tables import categories, matches, price_observations, products
+from pricefleet.store.tables import sites as sites_table
+
+__all__ = ["PRODUCT_FIELDS", "SqlStore"]
+
+#: Fields a product read can return (`fields=` selects among them); `raw` only when asked.
+PRODUCT_FIELDS: tuple[str, ...] = tuple(c.name for c in products.columns)
+_DEFAULT_FIELDS = tuple(f for f in PRODUCT_FIELDS if f != "raw")
+_SORTS = {
+    SortKey.NAME: products.c.name,
+    SortKey.PRICE: products.c.price,
+    SortKey.UNIT_PRICE: products.c.unit_price,
+    SortKey.LAST_SEEN: products.c.last_seen,
+}
+#: Errors that mean "this server cannot be reached", as opposed to a bad query.
+_UNREACHABLE = (OSError, InterfaceError, OperationalError, TimeoutError)
+
+
+class SqlStore(Store):
+    """A Store in one SQL database (SQLite or PostgreSQL): everything the two backends share.
+
+    Reads go to the replicas in turn; a replica that cannot be reached is left alone for
+    `replica_retry_seconds` and the read goes to the primary instead. For
+    `read_your_writes_seconds` after this store wrote, reads go to the primary, so a caller
+    never reads older data than it just wrote.
+    """
+
+    dialect: ClassVar[str]
+    #: The `trending` windows (days) served from a precomputed view where the backend has one.
+    TRENDING_WINDOWS: ClassVar[tuple[int, ...]] = (1, 7, 30, 90)
+
+    def __init__(
+        self,
+        url: str,
+        writer: AsyncEngine,
+        readers: Sequence[AsyncEngine] = (),
+        *,
+        read_your_writes_seconds: float = 5.0,
+        replica_retry_seconds: float = 30.0,
+    ) -> None:
+        self.url = url
+        self.writer = writer
+        self.readers = list(readers)
+        self.read_your_writes_seconds = read_your_writes_seconds
+        self.replica_retry_seconds = replica_retry_seconds
+        self._wrote_at = -math.inf
+        self._down_until = [0.0] * len(self.readers)
+        self._turn = 0
+
+    async def close(self) -> None:
+        """Release every connection."""
+        await self.writer.dispose()
+        for reader in self.readers:
+            await reader.dispose()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction on the primary."""
+        try:
+            async with self.writer.begin() as conn:
+                yield conn
+        finally:
+            self._wrote_at = time.monotonic()
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reading: a replica that is up, or the primary."""
+        now = time.monotonic()
+        engine = self.writer
+        if self.readers and now - self._wrote_at > self.read_your_writes_seconds:
+            for _ in range(len(self.readers)):
+                index = self._turn % len(self.readers)
+                self._turn += 1
+                if self._down_until[index] > now:
+                    continue
+                try:
+                    conn = await self.readers[index].connect()
+                except _UNREACHABLE:
+                    self._down_until[index] = now + self.replica_retry_seconds
+                    continue
+                try:
+                    yield conn
+                finally:
+                    await conn.close()
+                return
+        async with engine.connect() as conn:
+            yield conn
+
+    async def upgrade(self) -> None:
+        """Migrate the schema to the newest revision (idempotent)."""
+        from pricefleet.store.migrate import upgrade
+
+        async with self._write() as conn:
+            await upgrade(conn)
+        await self._after_upgrade()
+
+    async def _after_upgrade(self) -> None:
+        """Backend upkeep after migrating (partitions ahead, …)."""
+
+    # --- writes ---------------------------------------------------------------------------
+
+    async def upsert_sites(self, sites: Sequence[Site]) -> None:
+        """Register or update shops."""
+        rows = [
+            {
+                "id": s.id,
+                "name": s.name,
+                "base_url": s.base_url,
+                "region": s.region,
+                "recipe": s.recipe,
+                "updated_at": datetime.now(UTC),
+            }
+            for s in sites
+        ]
+        if not rows:
+            return
+        async with self._write() as conn:
+            insert = self._insert(conn, sites_table)
+            keep = ("name", "base_url", "region", "recipe", "updated_at")
+            await conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["id"], set_={k: insert.excluded[k] for k in keep}
+                ),
+                rows,
+            )
+
+    async def upsert_categories(
+        self, site_id: str, rows: Sequence[tuple[str, str, str | None]]
+    ) -> None:
+        """Register a site's categories as (id, name, parent_id)."""
+        if not rows:
+            return
+        async with self._write() as conn:
+            insert = self._insert(conn, categories)
+            await conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["site_id", "id"],
+                    set_={"name": insert.excluded.name, "parent_id": insert.excluded.parent_id},
+                ),
+                [{"site_id": site_id, "id": i, "name": n, "parent_id": p} for i, n, p in rows],
+            )
+
+    async def ingest(self, sightings: Sequence[Sighting]) -> IngestResult:
+        """Upsert the products and record their price states, change-only, in one transaction."""
+        async with self._write() as conn:
+            return await _ingest.ingest(conn, sightings)
+
+    @staticmethod
+    def _insert(conn: AsyncConnection, table: Any) -> Any:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        module = postgresql if conn.dialect.name == "postgresql" else sqlite
+        return module.insert(table)
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def get_product(
+        self, site_id: str, product_id: str, fields: Sequence[str] | None = None
+    ) -> dict[str, Any] | None:
+        """One product with its current price and match group, or None."""
+        columns = [*self._columns(fields), matches.c.group_id]
+        query = (
+            select(*columns)
+            .select_from(products.outerjoin(matches, self._match_join()))
+            .where(products.c.site_id == site_id, products.c.id == product_id)
+        )
+        async with self._read() as conn:
+            row = (await conn.execute(query)).first()
+        return dict(row._mapping) if row else None
+
+    async def history(
+        self,
+        site_id: str,
+        product_id: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """A product's price states, oldest first; each row holds from `observed_at` on and was
+        last confirmed at `last_seen`. With `since`, the state in force at `since` comes first."""
+        obs = price_observations.c
+        mine = and_(obs.site_id == site_id, obs.product_id == product_id)
+        query = select(price_observations).where(mine)
+        if until is not None:
+            query = query.where(obs.observed_at <= until)
+        async with self._read() as conn:
+            rows: list[dict[str, Any]] = []
+            if since is not None:
+                before = await conn.execute(
+                    select(price_observations)
+                    .where(mine, obs.observed_at < since)
+                    .order_by(obs.observed_at.desc())
+                    .limit(1)
+                )
+                rows += [dict(r._mapping) for r in before]
+                query = query.where(obs.observed_at >= since)
+            result = await conn.execute(query.order_by(obs.observed_at).limit(limit))
+            rows += [dict(r._mapping) for r in result]
+        for row in rows:
+            del row["site_id"], row["product_id"]
+        return rows[:limit]
+
+    async def list_products(
+        self,
+        filters: ProductFilter = ProductFilter(),  # noqa: B008 - frozen dataclass
+        *,
+        sort: SortKey = SortKey.NAME,
+        descending: bool = False,
+        cursor: str | None = None,
+        limit: int = 50,
+        fields: Sequence[str] | None = None,
+    ) -> Page:
+        """Products matching `filters`, in pages: pass a page's `next_cursor` to get the next.
+        Items carry `site_id` and `id` always, and the `fields` asked for (default: all but raw).
+        """
+        if not 1 <= limit <= 1000:
+            raise InvalidQuery(f"limit={limit}: must be between 1 and 1000")
+        key = self._sort_expression(sort)
+        order = (key, products.c.site_id, products.c.id)
+        query = select(*self._columns(fields), key.label("_key")).where(*self._filters(filters))
+        if cursor is not None:
+            after = decode_cursor(cursor, sort, descending)
+            position = tuple_(*order)
+            bound = tuple_(
+                *(literal(v) if i else self._cursor_value(sort, v) for i, v in enumerate(after))
+            )
+            query = query.where(position < bound if descending else position > bound)
+        query = query.order_by(*(c.desc() if descending else c.asc() for c in order))
+        async with self._read() as conn:
+            rows = [dict(r._mapping) for r in await conn.execute(query.limit(limit + 1))]
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            last = rows[-1]
+            next_cursor = encode_cursor(sort, descending, last["_key"], last["site_id"], last["id"])
+        for row in rows:
+            del row["_key"]
+        return Page(rows, next_cursor)
+
+    async def search(
+        self, q: str, *, limit: int = 20, site_id: str | None = None, fuzzy: bool = False
+    ) -> list[SearchHit]:
+        """Products whose name or brand match every word of `q` (the last one as a prefix),
+        most relevant first. With `fuzzy`, when no product matches, a backend that can
+        (PostgreSQL, pg_trgm) returns the names most like `q` instead: typos still find."""
+        words = search_words(q)
+        if not words:
+            raise InvalidQuery("search needs at least one letter or digit")
+        if not 1 <= limit <= 200:
+            raise InvalidQuery(f"limit={limit}: must be between 1 and 200")
+        async with self._read() as conn:
+            return await self._search(conn, words, limit, site_id, fuzzy)
+
+    async def compare(
+        self,
+        *,
+        gtin: str | None = None,
+        group_id: str | None = None,
+        q: str | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        """The offers of one product across shops, cheapest per kg, litre or item first."""
+        now = datetime.now(UTC)
+        if gtin is not None:
+            normal = normalize_gtin(gtin)
+            if normal is None:
+                raise InvalidQuery(f"gtin={gtin!r} is not a valid GTIN (length or check digit)")
+            group_id = gtin_group(normal)
+        if group_id is not None:
+            query = (
+                select(*self._columns(None), matches.c.group_id)
+                .select_from(products.join(matches, self._match_join()))
+                .where(matches.c.group_id == group_id)
+            )
+            async with self._read() as conn:
+                offers = [dict(r._mapping) for r in await conn.execute(query)]
+        elif q is not None:
+            offers = [hit.item for hit in await self.search(q, limit=limit)]
+        else:
+            raise InvalidQuery("compare needs one of gtin, group_id or q")
+        offers = [o for o in offers if o["price"] is not None]
+        for offer in offers:
+            offer["age_seconds"] = max(0.0, (now - offer["last_seen"]).total_seconds())
+        offers.sort(
+            key=lambda o: (
+                o["unit"] or "~",
+                o["unit_price"] is None,
+                o["unit_price"] or 0,
+                o["price"],
+                o["site_id"],
+                o["id"],
+            )
+        )
+        return offers[:limit]
+
+    async def trending(
+        self,
+        days: int = 7,
+        *,
+        direction: Direction = Direction.DROPS,
+        limit: int = 20,
+        site_id: str | None = None,
+    ) -> list[Move]:
+        """The biggest relative price moves between `days` ago and now."""
+        if not 1 <= days <= 3650:
+            raise InvalidQuery(f"days={days}: must be between 1 and 3650")
+        async with self._read() as conn:
+            rows = await self._trending(conn, days, direction, limit, site_id)
+        return [
+            Move(
+                site_id=r["site_id"],
+                product_id=r["product_id"],
+                name=r["name"],
+                old_price=r["old_price"],
+                new_price=r["new_price"],
+                change=float((r["new_price"] - r["old_price"]) / r["old_price"]),
+                since=r["since"],
+            )
+            for r in rows
+        ]
+
+    async def refresh_trending(self) -> None:
+        """Recompute the precomputed trending view, where the backend keeps one."""
+
+    async def _trending(
+        self, conn: AsyncConnection, days: int, direction: Direction, limit: int, site: str | None
+    ) -> list[dict[str, Any]]:
+        """The live trending query: each product's price now against the one in force then."""
+        obs, prod = price_observations.c, products.c
+        cutoff = datetime.now(UTC) - timedelta(days=days)
+        earlier = price_observations.alias("earlier")
+        then = (
+            select(func.max(earlier.c.observed_at))
+            .where(
+                earlier.c.site_id == prod.site_id,
+                earlier.c.product_id == prod.id,
+                earlier.c.observed_at <= cutoff,
+            )
+            .correlate(products)
+            .scalar_subquery()
+        )
+        change = (prod.price - obs.price) * 1.0 / obs.price
+        query = (
+            select(
+                prod.site_id,
+                prod.id.label("product_id"),
+                prod.name,
+                obs.price.label("old_price"),
+                prod.price.label("new_price"),
+                obs.observed_at.label("since"),
+            )
+            .select_from(
+                products.join(
+                    price_observations,
+                    and_(
+                        obs.site_id == prod.site_id,
+                        obs.product_id == prod.id,
+                        obs.observed_at == then,
+                    ),
+                )
+            )
+            .where(prod.price.is_not(None), obs.price != prod.price)
+            .order_by(
+                change.asc() if direction is Direction.DROPS else change.desc(),
+                prod.site_id,
+                prod.id,
+            )
+            .limit(limit)
+        )
+        if site is not None:
+            query = query.where(prod.site_id == site)
+        return [dict(r._mapping) for r in await conn.execute(query)]
+
+    @abstractmethod
+    async def _search(
+        self, conn: AsyncConnection, words: list[str], limit: int, site_id: str | None, fuzzy: bool
+    ) -> list[SearchHit]:
+        """The backend's full-text search over name and brand."""
+
+    # --- helpers --------------------------------------------------------------------------
+
+    @staticmethod
+    def _match_join() -> ColumnElement[bool]:
+        return and_(matches.c.site_id == products.c.site_id, matches.c.product_id == products.c.id)
+
+    @staticmethod
+    def _columns(fields: Sequence[str] | None) -> list[Any]:
+        if fields is None:
+            return [products.c[f] for f in _DEFAULT_FIELDS]
+        unknown = sorted(set(fields) - set(PRODUCT_FIELDS))
+        if unknown:
+            raise InvalidQuery(f"unknown fields {unknown}; known: {', '.join(PRODUCT_FIELDS)}")
+        wanted = dict.fromkeys(("site_id", "id", *fields))  # identity always, for cursors
+        return [products.c[f] for f in wanted]
+
+    @staticmethod
+    def _filters(f: ProductFilter) -> list[ColumnElement[bool]]:
+        prod = products.c
+        where: list[ColumnElement[bool]] = []
+        if f.site_id is not None:
+            where.append(prod.site_id == f.site_id)
+        if f.category_id is not None:
+            where.append(prod.category_id == f.category_id)
+        if f.min_price is not None:
+            where.append(prod.price >= f.min_price)
+        if f.max_price is not None:
+            where.append(prod.price <= f.max_price)
+        if f.min_price is not None and f.max_price is not None and f.min_price > f.max_price:
+            raise InvalidQuery(f"min_price {f.min_price} is above max_price {f.max_price}")
+        if f.discounted is not None:
+            where.append(prod.is_discounted == f.discounted)
+        if f.gtin is not None:
+            where.append(prod.gtin == normalize_gtin(f.gtin))
+        return where
+
+    @staticmethod
+    def _sort_expression(sort: SortKey) -> ColumnElement[Any]:
+        column = _SORTS[sort]
+        if sort in (SortKey.PRICE, SortKey.UNIT_PRICE):
+            return func.coalesce(column, NULL_LAST, type_=column.type)
+        return column
+
+    @staticmethod
+    def _cursor_value(sort: SortKey, value: Any) -> Any:
+        column = _SORTS[sort]
+        return literal(value, type_=column.type)

@@ -1,0 +1,25 @@
+"""deploy/citus.sql stays in step with the schema (Citus itself cannot be installed here)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pricefleet.store.tables import metadata
+
+SCRIPT = Path(__file__).parents[2] / "deploy" / "citus.sql"
+
+
+def test_every_table_is_distributed_by_site_or_referenced() -> None:
+    """Each table is named once, distributed tables on site_id, their keys starting with it."""
+    text = SCRIPT.read_text()
+    distributed = dict(re.findall(r"create_distributed_table\('(\w+)', '(\w+)'", text))
+    reference = set(re.findall(r"create_reference_table\('(\w+)'\)", text))
+    assert set(distributed) | reference == set(metadata.tables)
+    assert not set(distributed) & reference
+    for name, column in distributed.items():
+        assert column == "site_id", name
+        key = [c.name for c in metadata.tables[name].primary_key.columns]
+        assert key[0] == "site_id", f"{name} primary key {key} must start with site_id"
+    colocated = re.findall(r"create_distributed_table\('(\w+)', 'site_id', colocate_with", text)
+    assert set(colocated) == set(distributed) - {"products"}
