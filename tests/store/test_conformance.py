@@ -11,7 +11,7 @@ import pytest
 
 from pricefleet.errors import InvalidQuery, UnknownSite
 from pricefleet.store.base import Store
-from pricefleet.store.records import Direction, ProductFilter, SortKey
+from pricefleet.store.records import Direction, FetchState, ProductFilter, SortKey
 from tests.store.factories import SITES, at, sighting
 
 
@@ -312,3 +312,26 @@ async def test_trending_finds_the_biggest_moves(shops: Store) -> None:
     assert await shops.trending(1) == []  # a day ago nothing had moved yet
     with pytest.raises(InvalidQuery):
         await shops.trending(0)
+
+
+async def test_fetch_states_round_trip(shops: Store) -> None:
+    """Validators and content hashes saved for URLs come back for exactly those URLs."""
+    first = FetchState(
+        "http://a.test/p/1", etag='"v1"', content_hash="abc", status=200, fetched_at=at(0)
+    )
+    other = FetchState(
+        "http://a.test/p/2",
+        last_modified="Mon, 01 Jun 2026 00:00:00 GMT",
+        status=200,
+        fetched_at=at(0),
+    )
+    await shops.save_fetch_states("shop-a", [first, other])
+    await shops.save_fetch_states(
+        "shop-a", [FetchState(first.url, etag='"v2"', status=200, fetched_at=at(5))]
+    )
+    found = await shops.fetch_states("shop-a", [first.url, other.url, "http://a.test/none"])
+    assert found[first.url].etag == '"v2"'
+    assert found[first.url].fetched_at == at(5)
+    assert found[other.url] == other
+    assert set(found) == {first.url, other.url}
+    assert await shops.fetch_states("shop-b", [first.url]) == {}

@@ -158,7 +158,10 @@ def create_app(config: DemoConfig | None = None) -> Starlette:
 
     async def robots(request: Request) -> Response:
         base = str(request.base_url).rstrip("/")
-        lines = ["User-agent: *", "Disallow: /_", ""]
+        # The host's robots.txt holds every shop's rules too, for crawlers that read only it.
+        lines = ["User-agent: *", "Disallow: /_"]
+        lines += [f"Disallow: {s.prefix}{rule}" for s in shops for rule in s.disallow]
+        lines += [f"Crawl-delay: {state.config.crawl_delay:g}", ""]
         lines += [f"Sitemap: {base}{s.prefix}/sitemap.xml" for s in shops]
         return PlainTextResponse("\n".join(lines) + "\n")
 

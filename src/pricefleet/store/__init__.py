@@ -9,6 +9,7 @@ from __future__ import annotations
 from pricefleet.store.base import Store
 from pricefleet.store.records import (
     Direction,
+    FetchState,
     IngestResult,
     Move,
     Page,
@@ -22,6 +23,7 @@ from pricefleet.store.sql import PRODUCT_FIELDS
 __all__ = [
     "PRODUCT_FIELDS",
     "Direction",
+    "FetchState",
     "IngestResult",
     "Move",
     "Page",

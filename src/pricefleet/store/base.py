@@ -17,6 +17,7 @@ from pricefleet.errors import ConfigError
 from pricefleet.models import Site
 from pricefleet.store.records import (
     Direction,
+    FetchState,
     IngestResult,
     Move,
     Page,
@@ -100,6 +101,14 @@ class Store(ABC):
     async def ingest(self, sightings: Sequence[Sighting]) -> IngestResult:
         """Upsert the products and record their price states, change-only, atomically: the same
         sightings in any batching, order or number of replays give the same history."""
+
+    @abstractmethod
+    async def save_fetch_states(self, site_id: str, states: Sequence[FetchState]) -> None:
+        """Remember how URLs answered (validators, content hash) for the next crawl."""
+
+    @abstractmethod
+    async def fetch_states(self, site_id: str, urls: Sequence[str]) -> dict[str, FetchState]:
+        """The remembered fetch state of those URLs that have one, by URL."""
 
     # --- reads ----------------------------------------------------------------------------
 

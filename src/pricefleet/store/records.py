@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -12,6 +13,7 @@ from pricefleet.models import PriceObservation, Product
 
 __all__ = [
     "Direction",
+    "FetchState",
     "IngestResult",
     "Move",
     "Page",
@@ -96,3 +98,25 @@ class Move:
     new_price: Decimal
     change: float  # relative: -0.25 is a 25 % drop
     since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FetchState:
+    """What the last fetch of a URL left: validators for a conditional request, a body hash."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    content_hash: str | None = None
+    fetched_at: datetime | None = None
+    status: int | None = None
+
+    @property
+    def url_hash(self) -> str:
+        """The key of the URL in `fetch_state` (blake2b-128 of the URL)."""
+        return url_hash(self.url)
+
+
+def url_hash(url: str) -> str:
+    """The 32-hex-digit key a URL is stored under."""
+    return hashlib.blake2b(url.encode(), digest_size=16).hexdigest()

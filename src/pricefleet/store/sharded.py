@@ -21,6 +21,7 @@ from pricefleet.store.base import Store
 from pricefleet.store.query import decode_cursor, encode_cursor, search_words, sort_value
 from pricefleet.store.records import (
     Direction,
+    FetchState,
     IngestResult,
     Move,
     Page,
@@ -115,6 +116,12 @@ class ShardedStore(Store):
             observations_updated=sum(r.observations_updated for r in results),
             price_changes=[change for r in results for change in r.price_changes],
         )
+
+    async def save_fetch_states(self, site_id: str, states: Sequence[FetchState]) -> None:
+        await self.shard(site_id).save_fetch_states(site_id, states)
+
+    async def fetch_states(self, site_id: str, urls: Sequence[str]) -> dict[str, FetchState]:
+        return await self.shard(site_id).fetch_states(site_id, urls)
 
     # --- reads ----------------------------------------------------------------------------
 

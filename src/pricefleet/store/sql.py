@@ -27,6 +27,7 @@ from pricefleet.store.base import Store
 from pricefleet.store.query import NULL_LAST, decode_cursor, encode_cursor, search_words
 from pricefleet.store.records import (
     Direction,
+    FetchState,
     IngestResult,
     Move,
     Page,
@@ -34,8 +35,15 @@ from pricefleet.store.records import (
     SearchHit,
     Sighting,
     SortKey,
+    url_hash,
 )
-from pricefleet.store.tables import categories, matches, price_observations, products
+from pricefleet.store.tables import (
+    categories,
+    fetch_state,
+    matches,
+    price_observations,
+    products,
+)
 from pricefleet.store.tables import sites as sites_table
 
 __all__ = ["PRODUCT_FIELDS", "SqlStore"]
@@ -181,6 +189,51 @@ class SqlStore(Store):
         """Upsert the products and record their price states, change-only, in one transaction."""
         async with self._write() as conn:
             return await _ingest.ingest(conn, sightings)
+
+    async def save_fetch_states(self, site_id: str, states: Sequence[FetchState]) -> None:
+        """Remember how URLs answered (validators, content hash) for the next crawl."""
+        if not states:
+            return
+        rows = {
+            s.url_hash: {
+                "site_id": site_id,
+                "url_hash": s.url_hash,
+                "url": s.url,
+                "etag": s.etag,
+                "last_modified": s.last_modified,
+                "content_hash": s.content_hash,
+                "fetched_at": s.fetched_at,
+                "status": s.status,
+            }
+            for s in states
+        }
+        async with self._write() as conn:
+            insert = self._insert(conn, fetch_state)
+            keep = ("url", "etag", "last_modified", "content_hash", "fetched_at", "status")
+            await conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["site_id", "url_hash"],
+                    set_={k: insert.excluded[k] for k in keep},
+                ),
+                [rows[key] for key in sorted(rows)],
+            )
+
+    async def fetch_states(self, site_id: str, urls: Sequence[str]) -> dict[str, FetchState]:
+        """The remembered fetch state of those URLs that have one, by URL."""
+        if not urls:
+            return {}
+        keys = {url_hash(url): url for url in urls}
+        query = select(fetch_state).where(
+            fetch_state.c.site_id == site_id, fetch_state.c.url_hash.in_(list(keys))
+        )
+        async with self._read() as conn:
+            rows = await conn.execute(query)
+        return {
+            r.url: FetchState(
+                r.url, r.etag, r.last_modified, r.content_hash, r.fetched_at, r.status
+            )
+            for r in rows
+        }
 
     @staticmethod
     def _insert(conn: AsyncConnection, table: Any) -> Any:
