@@ -37,7 +37,7 @@ def test_shipped_recipes_load() -> None:
 
 
 def test_variables_expand_with_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`${VAR:-default}` takes the environment's value, else the default; unset, no default: error."""
+    """`${VAR:-default}` takes the environment's value, else the default, else an error."""
     monkeypatch.setenv("PRICEFLEET_DEMO_URL", "http://127.0.0.1:9999")
     recipe = load_recipe(RECIPES / "demo-jsonld.yaml")
     assert recipe.base_url == "http://127.0.0.1:9999/jsonld/"
