@@ -335,3 +335,19 @@ async def test_fetch_states_round_trip(shops: Store) -> None:
     assert found[other.url] == other
     assert set(found) == {first.url, other.url}
     assert await shops.fetch_states("shop-b", [first.url]) == {}
+
+
+async def test_touch_confirms_without_a_new_state(shops: Store) -> None:
+    """Touching products moves their last_seen and their current run's, and nothing else."""
+    await shops.ingest([sighting("p1", "1.00", at(0)), sighting("p2", "2.00", at(0))])
+    await shops.ingest([sighting("p1", "1.50", at(10))])
+    assert await shops.touch("shop-a", ["p1", "ghost"], at(30)) == 1
+    assert await shops.touch("shop-a", ["p1"], at(20)) == 0  # older than what is known
+    rows = await shops.history("shop-a", "p1")
+    assert [(r["observed_at"], r["last_seen"]) for r in rows] == [(at(0), at(0)), (at(10), at(30))]
+    product = await shops.get_product("shop-a", "p1")
+    assert product is not None
+    assert (product["last_seen"], product["price"]) == (at(30), Decimal("1.50"))
+    untouched = await shops.get_product("shop-a", "p2")
+    assert untouched is not None
+    assert untouched["last_seen"] == at(0)

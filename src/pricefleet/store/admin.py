@@ -143,10 +143,7 @@ async def restore(settings: Settings, path: Path) -> str:
     path = await asyncio.to_thread(_backup_source, path)
     if settings.is_postgres:
         _check_revisions(await _pg_archive_revisions(path), path)
-        dsn, env = _libpq(url)
-        command = [_program("pg_restore"), "--clean", "--if-exists", "--no-owner"]
-        command += ["--single-transaction", f"--dbname={dsn}", str(path)]
-        await _run(command, env)
+        await _pg_restore(url, path)
         async with Store.from_url(url) as store:
             await store.upgrade()
             async with _sql(store).writer.begin() as conn:
@@ -366,6 +363,72 @@ async def _pg_backup(url: str, path: Path) -> str | None:
         temporary.unlink(missing_ok=True)
         raise
     return revisions[0] if revisions else None
+
+
+#: Sent before the restore script, in its transaction. `pg_restore --clean` cannot clean a
+#: partitioned table (it drops each partition's inherited primary key, which PostgreSQL
+#: refuses), nor does it know partitions made after the backup: drop the history table whole
+#: (its partitions and the trending view go with it) and let the script make it again.
+_RESTORE_PRELUDE = b"BEGIN;\nDROP TABLE IF EXISTS price_observations CASCADE;\n"
+
+
+async def _pg_restore(url: str, path: Path) -> None:
+    """Replace the database's contents with a dump, in one transaction: `pg_restore --clean
+    --if-exists --no-owner` writes the script, psql runs it between our BEGIN and COMMIT.
+    COMMIT is only sent once pg_restore has finished well; psql stops at the first error. Either
+    way an unfinished transaction is rolled back and the database stays as it was."""
+    dsn, env = _libpq(url)
+    env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} -c client_min_messages=warning".strip()
+    pg_restore, psql = _program("pg_restore"), _program("psql")
+    script = await asyncio.create_subprocess_exec(
+        *(pg_restore, "--clean", "--if-exists", "--no-owner", "--file=-", str(path)),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    loader: asyncio.subprocess.Process | None = None
+    errors: asyncio.Future[tuple[bytes, bytes]] | None = None
+    try:
+        loader = await asyncio.create_subprocess_exec(
+            *(psql, "--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", f"--dbname={dsn}"),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        source, sink = script.stdout, loader.stdin
+        if source is None or sink is None or script.stderr is None or loader.stderr is None:
+            raise StoreError("cannot connect pg_restore to psql")  # pragma: no cover
+        errors = asyncio.gather(script.stderr.read(), loader.stderr.read())
+        try:
+            sink.write(_RESTORE_PRELUDE)
+            while chunk := await source.read(1 << 16):
+                sink.write(chunk)
+                await sink.drain()
+            if await script.wait() == 0:
+                sink.write(b"\nCOMMIT;\n")
+                await sink.drain()
+            sink.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # psql stopped at an error; its stderr says which
+        if script.returncode is None:
+            script.kill()  # nobody reads its script any more
+        await asyncio.gather(script.wait(), loader.wait())
+        script_errors, loader_errors = await errors
+    except BaseException:
+        if errors is not None:
+            errors.cancel()
+        for process in (script, loader):
+            if process is not None and process.returncode is None:
+                process.kill()
+                await process.wait()
+        raise
+    if loader.returncode != 0:
+        message = loader_errors.decode(errors="replace").strip() or "no message"
+        raise StoreError(f"restoring {path} failed, the database is unchanged: psql: {message}")
+    if script.returncode != 0:
+        message = script_errors.decode(errors="replace").strip() or "no message"
+        raise StoreError(f"restoring {path} failed, the database is unchanged: {message}")
 
 
 async def _pg_archive_revisions(path: Path) -> list[str]:

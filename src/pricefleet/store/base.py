@@ -107,6 +107,11 @@ class Store(ABC):
         """Remember how URLs answered (validators, content hash) for the next crawl."""
 
     @abstractmethod
+    async def touch(self, site_id: str, product_ids: Sequence[str], seen_at: datetime) -> int:
+        """Confirm products are still as last recorded at `seen_at` (a 304, or the same bytes):
+        their `last_seen` and that of their current history row move, nothing else."""
+
+    @abstractmethod
     async def fetch_states(self, site_id: str, urls: Sequence[str]) -> dict[str, FetchState]:
         """The remembered fetch state of those URLs that have one, by URL."""
 

@@ -110,6 +110,7 @@ class FetchState:
     content_hash: str | None = None
     fetched_at: datetime | None = None
     status: int | None = None
+    product_id: str | None = None  # the product the page showed, to confirm it on a 304
 
     @property
     def url_hash(self) -> str:

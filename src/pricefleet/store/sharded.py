@@ -120,6 +120,9 @@ class ShardedStore(Store):
     async def save_fetch_states(self, site_id: str, states: Sequence[FetchState]) -> None:
         await self.shard(site_id).save_fetch_states(site_id, states)
 
+    async def touch(self, site_id: str, product_ids: Sequence[str], seen_at: datetime) -> int:
+        return await self.shard(site_id).touch(site_id, product_ids, seen_at)
+
     async def fetch_states(self, site_id: str, urls: Sequence[str]) -> dict[str, FetchState]:
         return await self.shard(site_id).fetch_states(site_id, urls)
 

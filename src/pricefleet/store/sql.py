@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, and_, func, literal, select, tuple_
+from sqlalchemy import ColumnElement, and_, func, literal, select, tuple_, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -204,12 +204,14 @@ class SqlStore(Store):
                 "content_hash": s.content_hash,
                 "fetched_at": s.fetched_at,
                 "status": s.status,
+                "product_id": s.product_id,
             }
             for s in states
         }
         async with self._write() as conn:
             insert = self._insert(conn, fetch_state)
-            keep = ("url", "etag", "last_modified", "content_hash", "fetched_at", "status")
+            keep: tuple[str, ...] = ("url", "etag", "last_modified", "content_hash")
+            keep += ("fetched_at", "status", "product_id")
             await conn.execute(
                 insert.on_conflict_do_update(
                     index_elements=["site_id", "url_hash"],
@@ -217,6 +219,29 @@ class SqlStore(Store):
                 ),
                 [rows[key] for key in sorted(rows)],
             )
+
+    async def touch(self, site_id: str, product_ids: Sequence[str], seen_at: datetime) -> int:
+        """Confirm products are still as last recorded at `seen_at` (a 304, or the same bytes):
+        their `last_seen` and that of their current history row move, nothing else."""
+        if not product_ids:
+            return 0
+        ids = sorted(set(product_ids))
+        prod, obs = products.c, price_observations.c
+        mine = and_(prod.site_id == site_id, prod.id.in_(ids))
+        async with self._write() as conn:
+            current = select(prod.site_id, prod.id, prod.price_changed_at).where(mine)
+            await conn.execute(
+                update(price_observations)
+                .where(
+                    tuple_(obs.site_id, obs.product_id, obs.observed_at).in_(current),
+                    obs.last_seen < seen_at,
+                )
+                .values(last_seen=seen_at)
+            )
+            result = await conn.execute(
+                update(products).where(mine, prod.last_seen < seen_at).values(last_seen=seen_at)
+            )
+        return int(result.rowcount or 0)
 
     async def fetch_states(self, site_id: str, urls: Sequence[str]) -> dict[str, FetchState]:
         """The remembered fetch state of those URLs that have one, by URL."""
@@ -230,7 +255,7 @@ class SqlStore(Store):
             rows = await conn.execute(query)
         return {
             r.url: FetchState(
-                r.url, r.etag, r.last_modified, r.content_hash, r.fetched_at, r.status
+                r.url, r.etag, r.last_modified, r.content_hash, r.fetched_at, r.status, r.product_id
             )
             for r in rows
         }

@@ -163,5 +163,6 @@ fetch_state = Table(
     Column("content_hash", String(64)),
     Column("fetched_at", UTCDateTime),
     Column("status", Integer),
+    Column("product_id", String(256)),
     PrimaryKeyConstraint("site_id", "url_hash"),
 )

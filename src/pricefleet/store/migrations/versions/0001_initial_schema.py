@@ -81,6 +81,7 @@ def upgrade() -> None:
         sa.Column("content_hash", sa.String(length=64), nullable=True),
         sa.Column("fetched_at", pricefleet.store.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("status", sa.Integer(), nullable=True),
+        sa.Column("product_id", sa.String(length=256), nullable=True),
         sa.PrimaryKeyConstraint("site_id", "url_hash", name=op.f("pk_fetch_state")),
     )
     op.create_table(
