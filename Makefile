@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEBIAN_PACKAGES := chromium nginx-light
+DEBIAN_PACKAGES := chromium nginx-light postgresql-client-15
 PORT ?= 8100
 PRODUCTS ?= 2000
 

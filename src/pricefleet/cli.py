@@ -94,29 +94,144 @@ def sites() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the database to the newest schema (safe to run again)."""
+    from sqlalchemy.engine import make_url
+
     from pricefleet.store.admin import upgrade
 
     settings = Settings()
     revision = asyncio.run(upgrade(settings))
-    console.print(f"database {settings.effective_database_url} is at revision {revision}")
+    if settings.database_shards:
+        where = f"{len(settings.database_shards)} shards"
+    else:
+        where = make_url(settings.effective_database_url).render_as_string(hide_password=True)
+    console.print(f"database {where} is at revision {revision}")
 
 
 @db_app.command("backup")
-def db_backup() -> None:
-    """Back the database up to a file."""
-    _not_yet("db backup", 3)
+def db_backup(
+    file: Annotated[Path, typer.Argument(help="The backup file to write (replaced if it exists).")],
+) -> None:
+    """Back the database up to a file: a consistent snapshot, taken while writers go on
+    (SQLite: online backup; PostgreSQL: pg_dump custom format)."""
+    from pricefleet.store.admin import backup
+
+    info = asyncio.run(backup(Settings(), file))
+    console.print(
+        f"backed up the {info.backend} database (revision {info.revision}) to {info.path}: "
+        f"{info.size_bytes:,} bytes in {info.seconds:.1f} s"
+    )
 
 
 @db_app.command("restore")
-def db_restore() -> None:
-    """Restore the database from a backup file."""
-    _not_yet("db restore", 3)
+def db_restore(
+    file: Annotated[Path, typer.Argument(help="A file `pricefleet db backup` wrote.")],
+) -> None:
+    """Restore the database from a backup file: its contents replace the database's."""
+    from pricefleet.store.admin import restore
+
+    revision = asyncio.run(restore(Settings(), file))
+    console.print(f"restored {file}; the database is at revision {revision}")
 
 
 @db_app.command("prune")
-def db_prune() -> None:
+def db_prune(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than", help="Prune history that ended longer ago than this: Nd, Nh or Nw."
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only say what would be deleted.")
+    ] = False,
+) -> None:
     """Delete price history older than a cut-off, keeping the state at the cut-off."""
-    _not_yet("db prune", 3)
+    from pricefleet.errors import InvalidQuery
+    from pricefleet.store.admin import parse_age, prune
+
+    try:
+        age = parse_age(older_than)
+    except InvalidQuery as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--older-than'") from None
+    result = asyncio.run(prune(Settings(), age, dry_run=dry_run))
+    cutoff = result.cutoff.isoformat(timespec="seconds")
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(
+        f"{verb} {result.deleted:,} history rows that ended before {cutoff}; "
+        f"{result.kept:,} older rows stay: each product's state at the cut-off"
+    )
+    if result.partitions_dropped:
+        drop = "would drop" if dry_run else "dropped"
+        typer.echo(f"{drop} whole partitions: {', '.join(result.partitions_dropped)}")
+
+
+@db_app.command("stats")
+def db_stats(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, not a table.")] = False,
+) -> None:
+    """Show what the database holds: sites, products, history rows, matches, sizes."""
+    from datetime import datetime
+
+    import orjson
+    from rich.table import Table
+
+    from pricefleet.store.admin import stats
+
+    result = asyncio.run(stats(Settings()))
+    if as_json:
+        typer.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+        return
+
+    def shown(key: str, value: object) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, datetime):
+            return value.isoformat(timespec="seconds")
+        if isinstance(value, int) and key.endswith("size_bytes"):
+            amount = float(value)
+            for unit in ("B", "KiB", "MiB", "GiB"):
+                if amount < 1024:
+                    return f"{amount:,.0f} {unit}" if unit == "B" else f"{amount:,.1f} {unit}"
+                amount /= 1024
+            return f"{amount:,.1f} TiB"
+        if isinstance(value, int):
+            return f"{value:,}"
+        return str(value)
+
+    out = Console()
+    summary = Table(title="pricefleet database", show_header=False)
+    summary.add_column("what", style="bold")
+    summary.add_column("value", justify="right")
+    for key, value in result.items():
+        if key not in ("partitions", "shards"):
+            summary.add_row(key.removesuffix("_bytes").replace("_", " "), shown(key, value))
+    out.print(summary)
+    if result.get("partitions"):
+        partitions = Table(
+            title="history partitions",
+            caption="estimate: pg_class.reltuples, as of the last ANALYZE",
+        )
+        for name in ("partition", "rows", "rows (estimate)", "size"):
+            partitions.add_column(name, justify="left" if name == "partition" else "right")
+        for part in result["partitions"]:
+            partitions.add_row(
+                part["name"],
+                shown("rows", part["rows"]),
+                shown("rows", part["rows_estimate"]),
+                shown("size_bytes", part["size_bytes"]),
+            )
+        out.print(partitions)
+    if result.get("shards"):
+        shards = Table(title="shards")
+        for name in ("shard", "sites", "products", "observations", "size"):
+            shards.add_column(name, justify="left" if name == "shard" else "right")
+        for name, part in result["shards"].items():
+            shards.add_row(
+                name,
+                *(shown(k, part[k]) for k in ("sites", "products", "observations")),
+                shown("size_bytes", part["size_bytes"]),
+            )
+        out.print(shards)
 
 
 Products = Annotated[int, typer.Option(min=1, max=10_000_000, help="Products per shop.")]

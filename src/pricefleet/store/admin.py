@@ -118,17 +118,17 @@ async def backup(settings: Settings, path: Path) -> BackupInfo:
     started = time.monotonic()
     url = _single_url(settings, "backup")
     path = await asyncio.to_thread(_backup_target, path)
-    if settings.is_postgres:
-        revision = await _pg_backup(url, path)
-        backend = "postgresql"
-    else:
-        database = _sqlite_file(url)
-        try:
+    try:
+        if settings.is_postgres:
+            revision = await _pg_backup(url, path)
+            backend = "postgresql"
+        else:
+            database = _sqlite_file(url)
             revision = await asyncio.to_thread(_sqlite_backup, database, path)
-        except sqlite3.Error as exc:
-            raise StoreError(f"backup of {database} failed: {exc}") from exc
-        backend = "sqlite"
-    size = (await asyncio.to_thread(path.stat)).st_size
+            backend = "sqlite"
+        size = (await asyncio.to_thread(path.stat)).st_size
+    except (sqlite3.Error, OSError) as exc:
+        raise StoreError(f"backup to {path} failed: {exc}") from exc
     return BackupInfo(path, backend, revision, size, time.monotonic() - started)
 
 
@@ -152,7 +152,7 @@ async def restore(settings: Settings, path: Path) -> str:
     database = _sqlite_file(url)
     try:
         await asyncio.to_thread(_sqlite_restore, path, database)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         raise StoreError(f"restore of {path} into {database} failed: {exc}") from exc
     async with Store.from_url(url) as store:
         await store.upgrade()
@@ -255,6 +255,7 @@ def _sqlite_backup(database: Path, path: Path) -> str | None:
         _publish(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
+        temporary.with_name(temporary.name + "-journal").unlink(missing_ok=True)
         raise
     return revisions[0] if revisions else None
 
@@ -346,7 +347,7 @@ async def _run(command: list[str], env: dict[str, str]) -> str:
             await process.wait()
         raise
     if process.returncode != 0:
-        message = err.decode(errors="replace").strip() or "no message"
+        message = _one_line(err)
         raise StoreError(f"{Path(command[0]).name} failed (exit {process.returncode}): {message}")
     return out.decode(errors="replace")
 
@@ -424,10 +425,10 @@ async def _pg_restore(url: str, path: Path) -> None:
                 await process.wait()
         raise
     if loader.returncode != 0:
-        message = loader_errors.decode(errors="replace").strip() or "no message"
+        message = _one_line(loader_errors)
         raise StoreError(f"restoring {path} failed, the database is unchanged: psql: {message}")
     if script.returncode != 0:
-        message = script_errors.decode(errors="replace").strip() or "no message"
+        message = _one_line(script_errors)
         raise StoreError(f"restoring {path} failed, the database is unchanged: {message}")
 
 
@@ -456,6 +457,12 @@ async def _pg_archive_revisions(path: Path) -> list[str]:
         elif copying:
             revisions.append(line.strip())
     return revisions
+
+
+def _one_line(stderr: bytes) -> str:
+    """A program's error output as one line, for a one-line error."""
+    lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()]
+    return "; ".join(line for line in lines if line) or "no message"
 
 
 def _magic(path: Path) -> bytes:
@@ -491,6 +498,8 @@ async def prune(
     last row that began before that cutoff (the state in force there).
 
     Precisely, a row goes when a later row of the same product also began before the cutoff.
+    (A row beginning exactly at the cutoff does not make the one before it go: that one is
+    still what `history(since=cutoff)` shows first, so it stays and the history reads the same.)
     The deletes run per site and calendar month, one short transaction each, so writers go on
     between them; on PostgreSQL, a monthly partition that ends by the cutoff and holds no row
     to keep is dropped whole first. With shards, each shard is pruned in turn (dropped
