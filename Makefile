@@ -10,9 +10,9 @@ PRODUCTS ?= 2000
 
 .PHONY: demo test lint format bench system venv clean
 
-## demo: install everything, then serve the demo shops (Ctrl-C to stop)
+## demo: install everything, start the demo shops, crawl all five, keep serving (Ctrl-C to stop)
 demo: $(STAMP)
-	$(BIN)/pricefleet demo-shop --port $(PORT) --products $(PRODUCTS)
+	$(BIN)/pricefleet demo --port $(PORT) --products $(PRODUCTS)
 
 ## test: install everything, then run the whole test suite
 test: $(STAMP)
@@ -47,7 +47,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python system
-	$(BIN)/pip install -q -e ".[dev,browser]"
+	$(BIN)/pip install -q -e ".[dev,browser,impersonate]"
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -17,6 +17,7 @@ from tests.demo.helpers import shops_like, truth_of
 from tests.servers import create_database, drop_database, pg_url
 
 COMMANDS = (
+    "demo",
     "config",
     "run",
     "api",

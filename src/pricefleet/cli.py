@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -80,15 +82,113 @@ def autoscale() -> None:
 
 
 @app.command()
-def crawl() -> None:
+def crawl(
+    site: Annotated[str | None, typer.Argument(help="Recipe id in the recipes folder.")] = None,
+    recipe: Annotated[Path | None, typer.Option(help="A recipe file instead of an id.")] = None,
+    database: Annotated[
+        str | None, typer.Option(help="Database URL (default: the configured one).")
+    ] = None,
+) -> None:
     """Crawl one site now, in the foreground, with a progress bar."""
-    _not_yet("crawl", 4)
+    from pricefleet.crawl.session import crawl_with_progress, summary_table
+    from pricefleet.sites import load_recipe, load_recipes
+    from pricefleet.store import Store
+
+    settings = Settings()
+    if recipe is not None:
+        chosen = load_recipe(recipe)
+    elif site is not None:
+        recipes = load_recipes(settings.recipes_dir)
+        if site not in recipes:
+            known = ", ".join(sorted(recipes)) or "none"
+            raise typer.BadParameter(
+                f"no recipe {site!r} in {settings.recipes_dir}; known: {known}"
+            )
+        chosen = recipes[site]
+    else:
+        raise typer.BadParameter("name a SITE or give --recipe FILE")
+    store = Store.from_url(database) if database else Store.from_settings(settings)
+
+    async def run() -> None:
+        async with store:
+            reports = await crawl_with_progress([chosen], store, console)
+        console.print(summary_table(reports))
+        for failure in reports[0].failures[:10]:
+            console.print(f"[red]{failure.code}[/] {failure.url}: {failure.message}")
+
+    asyncio.run(run())
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8100,
+    products: Annotated[int, typer.Option(min=1, max=1_000_000, help="Products per shop.")] = 2000,
+    exit_after_crawl: Annotated[
+        bool, typer.Option(help="Stop the shops once the crawl is done (for scripts).")
+    ] = False,
+) -> None:
+    """Start the demo shops, crawl all five into the embedded store, show a summary, keep
+    serving until Ctrl-C."""
+    from pricefleet.crawl.session import (
+        crawl_with_progress,
+        demo_env,
+        start_demo_shops,
+        summary_table,
+    )
+    from pricefleet.sites import load_recipes
+    from pricefleet.store import Store
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    shops = start_demo_shops(port, products, settings.data_dir / "demo-shops.log")
+    try:
+        demo_env(port)
+        recipes = [
+            r for k, r in load_recipes(settings.recipes_dir).items() if k.startswith("demo-")
+        ]
+        store = Store.from_settings(settings)
+
+        async def run() -> None:
+            async with store:
+                reports = await crawl_with_progress(recipes, store, console)
+            console.print(summary_table(reports))
+
+        asyncio.run(run())
+        if exit_after_crawl:
+            return
+        console.print(f"demo shops at http://127.0.0.1:{port}/ — Ctrl-C to stop")
+        with contextlib.suppress(KeyboardInterrupt):
+            shops.wait()
+    finally:
+        if shops.poll() is None:
+            shops.send_signal(signal.SIGINT)
+            shops.wait(timeout=10)
 
 
 @app.command()
 def sites() -> None:
     """List the site recipes and validate them."""
-    _not_yet("sites", 4)
+    from rich.table import Table
+
+    from pricefleet.sites import load_recipes
+
+    settings = Settings()
+    table = Table(title=f"recipes in {settings.recipes_dir}")
+    for column in ("id", "name", "fetch", "extraction", "discovery", "rate", "every"):
+        table.add_column(column)
+    for recipe in load_recipes(settings.recipes_dir).values():
+        found = recipe.discovery
+        ways = [w for w in ("sitemap", "links", "api") if getattr(found, w) is not None]
+        table.add_row(
+            recipe.id,
+            recipe.name,
+            recipe.fetch.mode,
+            recipe.extraction.mode,
+            "+".join(ways),
+            f"{recipe.politeness.requests_per_second:g}/s x{recipe.politeness.max_concurrency}",
+            recipe.schedule.every,
+        )
+    console.print(table)
 
 
 @db_app.command("upgrade")

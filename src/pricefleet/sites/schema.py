@@ -86,7 +86,7 @@ class FetchOptions(_Strict):
     @classmethod
     def _proxy_urls(cls, value: list[str]) -> list[str]:
         for proxy in value:
-            if not re.match(r"^(https?|socks5)://[^/\s]+$", proxy):
+            if not re.match(r"^https?://[^/\s]+$", proxy):
                 raise ValueError(f"proxy {proxy!r}: expected http://host:port")
         return value
 

@@ -1,0 +1,345 @@
+"""One site crawled end to end in this process: discover, fetch, extract, normalise, store.
+
+The work is a set of jobs (sitemaps, listings, API answers, product pages) run by a pool of
+tasks; the fetcher enforces the site's rate, concurrency and robots.txt, so the pool size only
+bounds memory. Sightings are written in batches; a page that fails becomes a failure record,
+never a crashed crawl. Unchanged pages (304, or the same bytes as last time) are not parsed:
+the products they show are only confirmed as still seen. The queue issue distributes these
+same jobs over workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+from selectolax.lexbor import LexborHTMLParser
+
+from pricefleet.crawl.record import product_id, sighting
+from pricefleet.crawl.urls import canonical, links, same_site, sitemap_locations
+from pricefleet.errors import ExtractError, FetchError, PricefleetError
+from pricefleet.extract import Extracted, extract_product
+from pricefleet.extract.recipe import _jmes, extract_css, extract_json
+from pricefleet.fetch import Response
+from pricefleet.models import Site
+from pricefleet.sites.schema import Recipe
+from pricefleet.store.base import Store
+from pricefleet.store.records import FetchState, Sighting
+
+__all__ = ["CrawlReport", "Failure", "JobKind", "SiteCrawl"]
+
+log = logging.getLogger(__name__)
+
+Fetch = Callable[[str, str | None, str | None, bool], Awaitable[Response]]
+
+
+class JobKind(StrEnum):
+    """What a crawl job fetches."""
+
+    SITEMAP = "sitemap"
+    LISTING = "listing"
+    API = "api"
+    DETAIL = "detail"
+    PRODUCT = "product"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    kind: JobKind
+    url: str
+    known: FetchState | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A page that gave no product: where, what kind of page, and why."""
+
+    url: str
+    kind: str
+    code: str
+    message: str
+
+
+@dataclass(slots=True)
+class CrawlReport:
+    """What a crawl did."""
+
+    site_id: str
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    pages: int = 0
+    products: int = 0
+    observations: int = 0
+    not_modified: int = 0
+    unchanged: int = 0
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        """Wall time of the crawl so far."""
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def products_per_second(self) -> float:
+        """Products stored or confirmed per second of wall time."""
+        return (self.products + self.not_modified + self.unchanged) / max(self.seconds, 1e-9)
+
+
+class SiteCrawl:
+    """A crawl of one site; `await run()` returns its report."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        store: Store,
+        fetch: Fetch,
+        *,
+        tasks: int | None = None,
+        batch_size: int = 250,
+        on_progress: Callable[[CrawlReport], None] | None = None,
+    ) -> None:
+        self.recipe = recipe
+        self.store = store
+        self._fetch = fetch
+        self.tasks = tasks or max(4, recipe.politeness.max_concurrency * 2)
+        self.batch_size = batch_size
+        self.on_progress = on_progress
+        self.report = CrawlReport(recipe.id)
+        self._queue: asyncio.Queue[Job] = asyncio.Queue()
+        self._seen: set[str] = set()
+        self._sightings: list[Sighting] = []
+        self._states: list[FetchState] = []
+        self._touch: list[str] = []
+        self._flush_lock = asyncio.Lock()
+        self._bases = [recipe.base_url, *recipe.seeds]
+
+    # --- the run --------------------------------------------------------------------------
+
+    async def run(self) -> CrawlReport:
+        """Crawl the site once, completely."""
+        recipe = self.recipe
+        await self.store.upsert_sites(
+            [Site(recipe.id, recipe.name, recipe.base_url, recipe.region, recipe.model_dump())]
+        )
+        discovery = recipe.discovery
+        if discovery.sitemap is not None:
+            for url in discovery.sitemap.urls or [recipe.base_url.rstrip("/") + "/sitemap.xml"]:
+                await self._enqueue(JobKind.SITEMAP, [url])
+        if discovery.links is not None:
+            await self._enqueue(JobKind.LISTING, recipe.seeds)
+        if discovery.api is not None:
+            await self._enqueue(JobKind.API, discovery.api.start)
+        workers = [asyncio.create_task(self._work()) for _ in range(self.tasks)]
+        try:
+            await self._queue.join()
+        finally:
+            for worker in workers:
+                worker.cancel()
+            for worker in workers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker
+        await self._flush(force=True)
+        self.report.finished = time.monotonic()
+        return self.report
+
+    async def _enqueue(self, kind: JobKind, urls: list[str]) -> None:
+        fresh = []
+        for url in urls:
+            key = canonical(url)
+            if key not in self._seen:
+                self._seen.add(key)
+                fresh.append(key)
+        if not fresh:
+            return
+        known: dict[str, FetchState] = {}
+        if kind in (JobKind.PRODUCT, JobKind.DETAIL):  # conditional requests pay off there
+            known = await self.store.fetch_states(self.recipe.id, fresh)
+        for url in fresh:
+            self._queue.put_nowait(Job(kind, url, known.get(url)))
+
+    async def _work(self) -> None:
+        while True:
+            job = await self._queue.get()
+            try:
+                await self._run_job(job)
+            except FetchError as exc:
+                self._fail(job, type(exc).__name__, str(exc))
+            except ExtractError as exc:
+                self._fail(job, getattr(exc, "reason", "extract"), str(exc))
+            except PricefleetError as exc:
+                self._fail(job, type(exc).__name__, str(exc))
+            except (ValueError, TypeError, KeyError, LookupError, UnicodeError) as exc:
+                # A page we cannot read must not stop the crawl; it is reported with its URL.
+                log.warning("crawl %s: %s on %s", self.recipe.id, exc, job.url, exc_info=True)
+                self._fail(job, type(exc).__name__, str(exc))
+            finally:
+                self._queue.task_done()
+                if self.on_progress is not None:
+                    self.on_progress(self.report)
+
+    def _fail(self, job: Job, code: str, message: str) -> None:
+        self.report.failures.append(Failure(job.url, job.kind.value, code, message[:500]))
+
+    # --- one job --------------------------------------------------------------------------
+
+    async def _run_job(self, job: Job) -> None:
+        browser = self.recipe.fetch.mode == "browser" and job.kind in (
+            JobKind.LISTING,
+            JobKind.PRODUCT,
+        )
+        known = job.known
+        response = await self._fetch(
+            job.url,
+            known.etag if known else None,
+            known.last_modified if known else None,
+            browser,
+        )
+        self.report.pages += 1
+        if job.kind in (JobKind.PRODUCT, JobKind.DETAIL):
+            unchanged = known is not None and known.content_hash == response.content_hash
+            if response.not_modified or unchanged:
+                if response.not_modified:
+                    self.report.not_modified += 1
+                else:
+                    self.report.unchanged += 1
+                if known is not None and known.product_id:
+                    self._touch.append(known.product_id)
+                self._remember(job.url, response, known.product_id if known else None, known)
+                await self._flush()
+                return
+        handler = {
+            JobKind.SITEMAP: self._sitemap,
+            JobKind.LISTING: self._listing,
+            JobKind.API: self._api,
+            JobKind.DETAIL: self._detail,
+            JobKind.PRODUCT: self._product,
+        }[job.kind]
+        await handler(job, response)
+
+    async def _sitemap(self, job: Job, response: Response) -> None:
+        sitemap = self.recipe.discovery.sitemap
+        assert sitemap is not None
+        is_index, urls = sitemap_locations(response.body, response.url)
+        urls = [u for u in urls if same_site(u, self._bases)]
+        if is_index:
+            await self._enqueue(JobKind.SITEMAP, urls)
+            return
+        pattern = re.compile(sitemap.product_url)
+        await self._enqueue(JobKind.PRODUCT, [u for u in urls if pattern.search(u)])
+
+    async def _listing(self, job: Job, response: Response) -> None:
+        found = self.recipe.discovery.links
+        assert found is not None
+        tree = LexborHTMLParser(response.body)
+        keep = [u for u in links(tree, found.products, response.url) if same_site(u, self._bases)]
+        await self._enqueue(JobKind.PRODUCT, keep)
+        more = links(tree, found.categories, response.url) + links(tree, found.next, response.url)
+        await self._enqueue(JobKind.LISTING, [u for u in more if same_site(u, self._bases)])
+
+    async def _api(self, job: Job, response: Response) -> None:
+        api = self.recipe.discovery.api
+        assert api is not None
+        data = _json(response)
+        for follow in api.follow:
+            values = _jmes(follow.select, data) or []
+            values = values if isinstance(values, list) else [values]
+            await self._enqueue(JobKind.API, [follow.url.format(value=v) for v in values])
+        if api.next:
+            nxt = _jmes(api.next, data)
+            if isinstance(nxt, str) and nxt:
+                await self._enqueue(JobKind.API, [nxt])
+        items = _jmes(api.items, data) or []
+        if api.detail:
+            ids = [item.get("id") for item in items if isinstance(item, dict)]
+            await self._enqueue(
+                JobKind.DETAIL, [api.detail.format(id=i) for i in ids if i is not None]
+            )
+            return
+        for item in items:
+            await self._store_json(item, response)
+
+    async def _detail(self, job: Job, response: Response) -> None:
+        await self._store_json(_json(response), response)
+
+    async def _store_json(self, item: Any, response: Response) -> None:
+        extraction = self.recipe.extraction
+        extracted = extract_json(
+            item,
+            self.recipe.base_url,
+            extraction.fields,
+            currency=extraction.currency,
+            decimal_separator=extraction.decimal_separator,
+        )
+        await self._keep(extracted, response)
+
+    async def _product(self, job: Job, response: Response) -> None:
+        extraction = self.recipe.extraction
+        if extraction.mode == "css":
+            extracted = extract_css(
+                LexborHTMLParser(response.text()),
+                response.url,
+                extraction.fields,
+                currency=extraction.currency,
+                decimal_separator=extraction.decimal_separator,
+            )
+        else:
+            extracted = extract_product(response.text(), response.url)
+        await self._keep(extracted, response)
+
+    async def _keep(self, extracted: Extracted, response: Response) -> None:
+        if extracted.price is None or extracted.currency is None:
+            raise ExtractError(f"{response.url}: no price")
+        pid = product_id(extracted, response.url, self.recipe.extraction.id_pattern)
+        self._sightings.append(sighting(self.recipe.id, pid, extracted, datetime.now(UTC)))
+        self._remember(response.url, response, pid, None)
+        await self._flush()
+
+    def _remember(
+        self, url: str, response: Response, pid: str | None, known: FetchState | None
+    ) -> None:
+        headers = response.headers
+        self._states.append(
+            FetchState(
+                url=canonical(url),
+                etag=headers.get("ETag") or (known.etag if known else None),
+                last_modified=headers.get("Last-Modified")
+                or (known.last_modified if known else None),
+                content_hash=response.content_hash or (known.content_hash if known else None),
+                fetched_at=datetime.now(UTC),
+                status=response.status,
+                product_id=pid,
+            )
+        )
+
+    async def _flush(self, force: bool = False) -> None:
+        pending = len(self._sightings) + len(self._touch) + len(self._states)
+        if not pending or (not force and pending < self.batch_size):
+            return
+        async with self._flush_lock:
+            sightings, self._sightings = self._sightings, []
+            touch, self._touch = self._touch, []
+            states, self._states = self._states, []
+            if sightings:
+                result = await self.store.ingest(sightings)
+                self.report.products += len({(s.product.site_id, s.product.id) for s in sightings})
+                self.report.observations += result.observations_inserted
+            if touch:
+                await self.store.touch(self.recipe.id, touch, datetime.now(UTC))
+            if states:
+                await self.store.save_fetch_states(self.recipe.id, states)
+
+
+def _json(response: Response) -> Any:
+    try:
+        return orjson.loads(response.body)
+    except orjson.JSONDecodeError as exc:
+        raise ExtractError(f"{response.url}: not JSON: {exc}") from None

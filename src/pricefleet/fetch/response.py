@@ -1,0 +1,80 @@
+"""`Response`: one fetched page as the crawler sees it, and how its body is decoded to text.
+
+This module owns the record and text decoding. It must not fetch anything.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["Response", "content_hash", "decode_body"]
+
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+#: WHATWG: these labels mean windows-1252 on the web.
+_WINDOWS_1252 = {"latin1", "latin-1", "iso-8859-1", "iso8859-1", "l1", "ascii", "us-ascii"}
+
+
+def content_hash(body: bytes) -> str:
+    """blake2b-128 of a body, hex: the fingerprint incremental crawls compare."""
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
+
+
+def _codec(label: str | None) -> str | None:
+    if not label:
+        return None
+    label = label.strip().lower()
+    if label in _WINDOWS_1252:
+        return "cp1252"
+    try:
+        return codecs.lookup(label).name
+    except LookupError:
+        return None
+
+
+def decode_body(body: bytes, content_type: str | None) -> str:
+    """Text of a body: by its BOM, else the Content-Type charset, else a `<meta>` charset,
+    else UTF-8; undecodable bytes become U+FFFD rather than failing.
+    """
+    for bom, name in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom) :].decode(name, "replace")
+    header = _HEADER_CHARSET.search(content_type or "")
+    codec = _codec(header.group(1) if header else None)
+    if codec is None:
+        meta = _META_CHARSET.search(body[:4096])
+        codec = _codec(meta.group(1).decode("ascii", "replace") if meta else None)
+    return body.decode(codec or "utf-8", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A page fetched to the end: final URL (after redirects), status, headers and body."""
+
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    #: True when the shop answered 304 to our conditional request: `body` is empty.
+    not_modified: bool
+    #: blake2b-128 hex of `body` ('' when not_modified).
+    content_hash: str
+    #: Seconds from the call to the end, including robots.txt, rate-limit waits and backoff.
+    elapsed: float
+    #: Requests sent for this page: 1 plus the retries it took.
+    attempts: int
+    #: The URLs redirected from, in order (the final URL is `url`).
+    redirects: tuple[str, ...]
+
+    def text(self) -> str:
+        """The body decoded: Content-Type charset, else `<meta charset>`, else UTF-8."""
+        return decode_body(self.body, self.headers.get("Content-Type"))
