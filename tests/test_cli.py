@@ -14,7 +14,16 @@ import orjson
 
 from pricefleet.store.migrate import head_revision
 from tests.demo.helpers import shops_like, truth_of
-from tests.servers import create_database, drop_database, pg_url
+from tests.servers import (
+    DemoServer,
+    create_database,
+    drop_database,
+    free_port,
+    pg_url,
+    require_program,
+)
+
+RECIPES = Path(__file__).parents[1] / "recipes"
 
 COMMANDS = (
     "demo",
@@ -89,6 +98,44 @@ async def test_db_upgrade_migrates_postgresql() -> None:
             await connection.close()
     finally:
         await drop_database(name)
+
+
+def test_demo_crawls_all_five_shops_and_exits(tmp_path: Path) -> None:
+    """`pricefleet demo --exit-after-crawl` serves the shops, crawls them all, summarises, exits."""
+    require_program(Path("/usr/bin/chromium"), "chromium")
+    env = {"PRICEFLEET_DATA_DIR": str(tmp_path)}
+    port = str(free_port())
+    result = _run("demo", "--exit-after-crawl", "--products", "60", "--port", port, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for site in ("demo-jsonld", "demo-microdata", "demo-api", "demo-spa", "demo-plain"):
+        assert site in result.stdout + result.stderr
+    with sqlite3.connect(tmp_path / "pricefleet.db") as db:
+        counts = dict(db.execute("SELECT site_id, count(*) FROM products GROUP BY site_id"))
+    assert counts == {
+        "demo-jsonld": 60,
+        "demo-microdata": 48,
+        "demo-api": 36,
+        "demo-spa": 18,
+        "demo-plain": 30,
+    }
+
+
+def test_crawl_one_site_from_a_recipe_file(tmp_path: Path, demo: DemoServer) -> None:
+    """`pricefleet crawl --recipe FILE --database URL` crawls that one site into that database."""
+    recipe = (
+        (RECIPES / "demo-plain.yaml")
+        .read_text()
+        .replace("${PRICEFLEET_DEMO_URL:-http://127.0.0.1:8100}", demo.url)
+    )
+    (tmp_path / "plain.yaml").write_text(recipe)
+    database = f"sqlite:///{tmp_path / 'one.db'}"
+    result = _run("crawl", "--recipe", str(tmp_path / "plain.yaml"), "--database", database)
+    assert result.returncode == 0, result.stderr[-2000:]
+    with sqlite3.connect(tmp_path / "one.db") as db:
+        assert db.execute("SELECT count(*) FROM products").fetchone() == (200,)
+    unknown = _run("crawl", "no-such-site", env={"PRICEFLEET_RECIPES_DIR": str(RECIPES)})
+    assert unknown.returncode == 2
+    assert "no recipe 'no-such-site'" in unknown.stderr
 
 
 def test_commands_of_later_issues_say_so() -> None:

@@ -161,7 +161,8 @@ def extract_json(
         values,
         url,
         currency=currency,
-        decimal_separator=decimal_separator,
+        # JSON numbers, even when sent as strings ("1.090"), are machine-written: "." is decimal.
+        decimal_separator=decimal_separator or ".",
         source="recipe",
         raw=item if isinstance(item, dict) else {"value": item},
     )
