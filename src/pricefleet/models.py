@@ -44,13 +44,13 @@ class SizeUnit(StrEnum):
 
 
 class JobKind(StrEnum):
-    """What a crawl job fetches."""
+    """What a crawl job fetches (robots.txt is the fetcher's own business, not a job)."""
 
-    ROBOTS = "robots"
     SITEMAP = "sitemap"
     LISTING = "listing"
-    PRODUCT = "product"
     API = "api"
+    DETAIL = "detail"  # one product's own API answer
+    PRODUCT = "product"
 
 
 class JobState(StrEnum):

@@ -18,7 +18,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -30,26 +29,16 @@ from pricefleet.errors import ExtractError, FetchError, PricefleetError
 from pricefleet.extract import Extracted, extract_product
 from pricefleet.extract.recipe import _jmes, extract_css, extract_json
 from pricefleet.fetch import Response
-from pricefleet.models import Site
+from pricefleet.models import JobKind, Site
 from pricefleet.sites.schema import Recipe
 from pricefleet.store.base import Store
 from pricefleet.store.records import FetchState, Sighting
 
-__all__ = ["CrawlReport", "Failure", "JobKind", "SiteCrawl"]
+__all__ = ["CrawlReport", "Failure", "SiteCrawl"]
 
 log = logging.getLogger(__name__)
 
 Fetch = Callable[[str, str | None, str | None, bool], Awaitable[Response]]
-
-
-class JobKind(StrEnum):
-    """What a crawl job fetches."""
-
-    SITEMAP = "sitemap"
-    LISTING = "listing"
-    API = "api"
-    DETAIL = "detail"
-    PRODUCT = "product"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,14 @@ import orjson
 from pricefleet.errors import InvalidQuery
 from pricefleet.store.records import SortKey
 
-__all__ = ["NULL_LAST", "decode_cursor", "encode_cursor", "search_words", "sort_value"]
+__all__ = [
+    "NULL_LAST",
+    "decode_cursor",
+    "encode_cursor",
+    "offer_order",
+    "search_words",
+    "sort_value",
+]
 
 #: Sorts on nullable columns put products without a value last, through this stand-in.
 NULL_LAST = Decimal("99999999")
@@ -25,6 +32,19 @@ def search_words(q: str) -> list[str]:
     """The searchable words of a query, without accents, lower-case: `Jamón 5J` → jamon, 5j."""
     ascii_text = unicodedata.normalize("NFKD", q).encode("ascii", "ignore").decode().lower()
     return re.findall(r"[a-z0-9]+", ascii_text)[:12]
+
+
+def offer_order(offer: dict[str, Any]) -> tuple[Any, ...]:
+    """How `compare` orders offers: by unit (kg, l, unit), then cheapest per unit, offers
+    without a unit price last, then by price and identity (stable across shards)."""
+    return (
+        offer["unit"] or "~",
+        offer["unit_price"] is None,
+        offer["unit_price"] or 0,
+        offer["price"],
+        offer["site_id"],
+        offer["id"],
+    )
 
 
 def sort_value(item: dict[str, Any], sort: SortKey) -> Any:

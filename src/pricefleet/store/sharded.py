@@ -18,7 +18,13 @@ from typing import Any, TypeVar
 from pricefleet.errors import ConfigError, InvalidQuery
 from pricefleet.models import Site
 from pricefleet.store.base import Store
-from pricefleet.store.query import decode_cursor, encode_cursor, search_words, sort_value
+from pricefleet.store.query import (
+    decode_cursor,
+    encode_cursor,
+    offer_order,
+    search_words,
+    sort_value,
+)
 from pricefleet.store.records import (
     Direction,
     FetchState,
@@ -207,16 +213,7 @@ class ShardedStore(Store):
             lambda shard: shard.compare(gtin=gtin, group_id=group_id, q=q, limit=limit)
         )
         offers = [offer for part in parts for offer in part]
-        offers.sort(
-            key=lambda o: (
-                o["unit"] or "~",
-                o["unit_price"] is None,
-                o["unit_price"] or 0,
-                o["price"],
-                o["site_id"],
-                o["id"],
-            )
-        )
+        offers.sort(key=offer_order)
         return offers[:limit]
 
     async def trending(

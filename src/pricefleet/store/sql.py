@@ -24,7 +24,13 @@ from pricefleet.match import gtin_group, normalize_gtin
 from pricefleet.models import Site
 from pricefleet.store import ingest as _ingest
 from pricefleet.store.base import Store
-from pricefleet.store.query import NULL_LAST, decode_cursor, encode_cursor, search_words
+from pricefleet.store.query import (
+    NULL_LAST,
+    decode_cursor,
+    encode_cursor,
+    offer_order,
+    search_words,
+)
 from pricefleet.store.records import (
     Direction,
     FetchState,
@@ -396,16 +402,7 @@ class SqlStore(Store):
         offers = [o for o in offers if o["price"] is not None]
         for offer in offers:
             offer["age_seconds"] = max(0.0, (now - offer["last_seen"]).total_seconds())
-        offers.sort(
-            key=lambda o: (
-                o["unit"] or "~",
-                o["unit_price"] is None,
-                o["unit_price"] or 0,
-                o["price"],
-                o["site_id"],
-                o["id"],
-            )
-        )
+        offers.sort(key=offer_order)
         return offers[:limit]
 
     async def trending(
