@@ -23,9 +23,10 @@ from rich.console import Console
 
 from bench import Benchmark, Options
 from bench.demo_shop import BENCHMARK as DEMO_SHOP
+from bench.store import BENCHMARK as STORE
 
 #: Every benchmark, in the order `python -m bench` runs them.
-BENCHMARKS: dict[str, Benchmark] = {benchmark.name: benchmark for benchmark in (DEMO_SHOP,)}
+BENCHMARKS: dict[str, Benchmark] = {benchmark.name: benchmark for benchmark in (DEMO_SHOP, STORE)}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 #: Wide enough for the tables when the output is a file or a pipe, not a terminal.
