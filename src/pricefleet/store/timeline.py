@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 __all__ = ["Changes", "Row", "State", "canonical", "merge"]
 
@@ -37,13 +38,13 @@ _ABSENT_DECIMAL = (False, Decimal(0))
 _ABSENT_STR = (False, "")
 
 
-@dataclass(frozen=True, slots=True)
-class State:
+class State(NamedTuple):
     """Everything a price row records about a product at one instant; equal states are the same.
 
     States are ordered by :meth:`sort_key` (``None`` sorts before any value), which is what breaks
     ties between different states seen at the same instant: the greater one wins. Decimal fields
-    must not be NaN.
+    must not be NaN. A named tuple, not a dataclass: ingest builds one per sighting, and a frozen
+    dataclass costs several times as much to construct.
     """
 
     price: Decimal
@@ -82,17 +83,24 @@ class State:
             _ABSENT_STR if self.shop_unit is None else (True, self.shop_unit),
         )
 
-    def __lt__(self, other: State) -> bool:
-        return self.sort_key() < other.sort_key()
+    # The tuple order would compare None with values: states order by their sort key instead.
+    def __lt__(self, other: tuple[object, ...]) -> bool:
+        return self.sort_key() < _state(other).sort_key()
 
-    def __le__(self, other: State) -> bool:
-        return self.sort_key() <= other.sort_key()
+    def __le__(self, other: tuple[object, ...]) -> bool:
+        return self.sort_key() <= _state(other).sort_key()
 
-    def __gt__(self, other: State) -> bool:
-        return self.sort_key() > other.sort_key()
+    def __gt__(self, other: tuple[object, ...]) -> bool:
+        return self.sort_key() > _state(other).sort_key()
 
-    def __ge__(self, other: State) -> bool:
-        return self.sort_key() >= other.sort_key()
+    def __ge__(self, other: tuple[object, ...]) -> bool:
+        return self.sort_key() >= _state(other).sort_key()
+
+
+def _state(other: tuple[object, ...]) -> State:
+    if not isinstance(other, State):
+        raise TypeError(f"a State compares with States only, not {type(other).__name__}")
+    return other
 
 
 @dataclass(frozen=True, slots=True)

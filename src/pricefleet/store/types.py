@@ -7,6 +7,7 @@ TIMESTAMPTZ and JSONB. Callers always see `Decimal` and aware UTC `datetime`s.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -43,12 +44,18 @@ class Money(TypeDecorator[Decimal]):
         if value is None:
             return None
         if dialect.name == "sqlite":
-            return (Decimal(int(value)) / _FACTOR).quantize(Decimal(1).scaleb(-_SCALE))
+            return Decimal(int(value)).scaleb(-_SCALE)  # exact, with four decimals
         return Decimal(value)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """A point in time, always returned timezone-aware in UTC; naive input is refused."""
+    """A point in time, always returned timezone-aware in UTC; naive input is refused.
+
+    SQLite keeps naive UTC text in SQLAlchemy's own DATETIME format
+    (`YYYY-MM-DD HH:MM:SS.ffffff`, which sorts as it compares). The processors below are the
+    whole conversion, done with `isoformat`/`fromisoformat` instead of SQLAlchemy's generic
+    DATETIME processors: this type is converted several times per ingested sighting.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -58,7 +65,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError(f"naive datetime {value!r}: pricefleet stores aware UTC times only")
-        value = value.astimezone(UTC)
+        value = value if value.tzinfo is UTC else value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
@@ -67,7 +74,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         if isinstance(value, str):  # raw SQL on SQLite returns the stored text
             value = datetime.fromisoformat(value)
         result: datetime = value
-        return result.replace(tzinfo=UTC) if result.tzinfo is None else result.astimezone(UTC)
+        if result.tzinfo is None:
+            return result.replace(tzinfo=UTC)
+        return result if result.tzinfo is UTC else result.astimezone(UTC)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any]:
+        bind = self.process_bind_param
+        if dialect.name != "sqlite":
+            return lambda value: bind(value, dialect)
+
+        def to_text(value: datetime | None) -> str | None:
+            naive = bind(value, dialect)
+            return None if naive is None else naive.isoformat(" ", "microseconds")
+
+        return to_text
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any]:
+        load = self.process_result_value
+        return lambda value: load(value, dialect)
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")

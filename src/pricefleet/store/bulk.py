@@ -1,0 +1,441 @@
+"""The ingest hot path's statements, sent straight to the driver, a whole batch at a time.
+
+Compiling Core statements and binding a thousand parameter sets through SQLAlchemy cost more
+than the database's own work (see BENCHMARKS.md), so the few statements `ingest` runs on every
+batch are written here once per dialect and run on the caller's connection and transaction:
+PostgreSQL gets each column as one array and a single `unnest` statement per step; SQLite gets
+`executemany` over plain tuples. Every value still goes through its column's SQLAlchemy bind
+processor (and every read value through its result processor), so rows are stored exactly as
+the Core queries elsewhere store and read them. Column lists come from `tables`, never typed
+twice.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from functools import partial
+from typing import Any, ClassVar
+
+import orjson
+from sqlalchemy import Boolean, Column, Table
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import TypeDecorator
+
+from pricefleet.errors import UnknownSite
+from pricefleet.store.tables import STATE_COLUMNS, matches, price_observations, products
+
+__all__ = ["HISTORY_COLUMNS", "META_COLUMNS", "PRODUCT_COLUMNS", "Bulk"]
+
+#: Product columns a newer sighting overwrites (the price state is set from history instead).
+META_COLUMNS: tuple[str, ...] = (
+    "url",
+    "name",
+    "brand",
+    "gtin",
+    "sku",
+    "category_id",
+    "size_value",
+    "size_unit",
+    "image_url",
+    "raw",
+)
+#: The columns of an upserted product row, in the order `Bulk.upsert_products` takes them.
+PRODUCT_COLUMNS: tuple[str, ...] = ("site_id", "id", *META_COLUMNS, "first_seen", "last_seen")
+#: The columns of a history row, in the order the history steps take and return them.
+HISTORY_COLUMNS: tuple[str, ...] = (
+    "site_id",
+    "product_id",
+    "observed_at",
+    "last_seen",
+    *STATE_COLUMNS,
+)
+_STATE_UPDATE: tuple[str, ...] = ("site_id", "id", "price_changed_at", *STATE_COLUMNS)
+_MATCH_COLUMNS: tuple[str, ...] = ("site_id", "product_id", "group_id", "method", "score")
+
+Processor = Callable[[Any], Any]
+Key = tuple[str, str]
+
+
+def _processors(
+    table: Table, names: Sequence[str], dialect: Dialect, *, result: bool = False
+) -> list[tuple[int, Processor]]:
+    """(position, processor) for the columns of `names` whose values need converting.
+
+    Binding uses each column type's own bind processor. Reading uses our types' own
+    `process_result_value` (money, UTC times: they accept the driver's raw values on both
+    dialects) and `bool` for booleans (SQLite hands back integers); the other columns read
+    here are strings."""
+    found: list[tuple[int, Processor]] = []
+    for position, name in enumerate(names):
+        column: Column[Any] = table.c[name]
+        kind = column.type
+        processor: Processor | None
+        if not result:
+            processor = kind.dialect_impl(dialect).bind_processor(dialect)
+        elif isinstance(kind, TypeDecorator):
+            processor = partial(kind.process_result_value, dialect=dialect)
+        elif isinstance(kind, Boolean):
+            processor = _boolean
+        else:
+            processor = None
+        if processor is not None:
+            found.append((position, processor))
+    return found
+
+
+def _boolean(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
+class Bulk(ABC):
+    """The batch statements of `ingest` for one dialect, on one connection."""
+
+    _cache: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect
+
+    @staticmethod
+    def of(conn: AsyncConnection) -> Bulk:
+        """The implementation for the connection's dialect."""
+        if conn.dialect.name == "postgresql":
+            return PostgresBulk(conn)
+        if conn.dialect.name == "sqlite":
+            return SqliteBulk(conn)
+        raise NotImplementedError(f"no bulk statements for {conn.dialect.name}")
+
+    def _bind(self, table: Table, names: Sequence[str], rows: list[tuple[Any, ...]]) -> list[Any]:
+        """`rows` with every value converted by its column's bind processor."""
+        convert = self._converter(table, names, result=False)
+        return rows if convert is None else list(map(convert, rows))
+
+    def _load(self, table: Table, names: Sequence[str], rows: Sequence[Any]) -> list[Any]:
+        """Driver rows with every value converted by its column's result processor."""
+        convert = self._converter(table, names, result=True)
+        return [tuple(row) for row in rows] if convert is None else list(map(convert, rows))
+
+    def _converter(
+        self, table: Table, names: Sequence[str], *, result: bool
+    ) -> Callable[[Sequence[Any]], tuple[Any, ...]] | None:
+        """A function from a row to its converted tuple, or None when no value needs it.
+
+        Generated once per column list (`lambda r: (r[0], p1(r[1]), …)`): the per-value
+        loop it replaces cost more than the conversions themselves at ingest rates."""
+        cache = self._cache.setdefault(self.dialect.name, {})
+        key = f"{table.name}:{','.join(names)}:{result}"
+        if key not in cache:
+            steps = dict(_processors(table, names, self.dialect, result=result))
+            if not steps:
+                cache[key] = None
+            else:
+                parts = [f"p{i}(r[{i}])" if i in steps else f"r[{i}]" for i in range(len(names))]
+                scope = {f"p{i}": processor for i, processor in steps.items()}
+                cache[key] = eval(f"lambda r: ({', '.join(parts)},)", scope)
+        converter: Callable[[Sequence[Any]], tuple[Any, ...]] | None = cache[key]
+        return converter
+
+    async def upsert_products(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert or update products (rows in `PRODUCT_COLUMNS` order, sorted by key): the
+        newer sighting's fields win, `first_seen`/`last_seen` widen to cover both."""
+        try:
+            await self._upsert_products(self._bind(products, PRODUCT_COLUMNS, rows))
+        except IntegrityError as exc:
+            sites = sorted({row[0] for row in rows})
+            raise UnknownSite(
+                f"cannot store products of sites {sites}: register them first (upsert_sites)"
+            ) from exc
+
+    async def current(
+        self, keys: list[Key]
+    ) -> list[tuple[Key, datetime | None, Sequence[Any] | None]]:
+        """Per stored product of `keys`: its `price_changed_at` and its latest history row
+        (`HISTORY_COLUMNS` values, None when it has no history)."""
+        records = await self._current(keys)
+        changed = self._converter(products, ("site_id", "id", "price_changed_at"), result=True)
+        history = self._load(price_observations, HISTORY_COLUMNS, [r[3:] for r in records])
+        found: list[tuple[Key, datetime | None, Sequence[Any] | None]] = []
+        for record, row in zip(records, history, strict=True):
+            site_id, product_id, changed_at = changed(record[:3]) if changed else record[:3]
+            found.append(((site_id, product_id), changed_at, row if row[2] is not None else None))
+        return found
+
+    async def insert_history(self, rows: list[tuple[Any, ...]]) -> None:
+        """New history rows (`HISTORY_COLUMNS` order)."""
+        if rows:
+            await self._insert_history(self._bind(price_observations, HISTORY_COLUMNS, rows))
+
+    async def update_history(self, rows: list[tuple[Any, ...]]) -> None:
+        """Set `last_seen` and the state of stored history rows (`HISTORY_COLUMNS` order)."""
+        if rows:
+            await self._update_history(self._bind(price_observations, HISTORY_COLUMNS, rows))
+
+    async def delete_history(self, rows: list[tuple[str, str, datetime]]) -> None:
+        """Delete history rows by (site_id, product_id, observed_at)."""
+        if rows:
+            names = ("site_id", "product_id", "observed_at")
+            await self._delete_history(self._bind(price_observations, names, list(rows)))
+
+    async def update_states(self, rows: list[tuple[Any, ...]]) -> None:
+        """Set products' current price state: (site_id, id, price_changed_at, *STATE)."""
+        if rows:
+            await self._update_states(self._bind(products, _STATE_UPDATE, rows))
+
+    async def upsert_matches(self, rows: list[tuple[Any, ...]]) -> None:
+        """GTIN match rows (site_id, product_id, group_id, method, score); a row of another
+        method (a human's or a later matcher's decision) is left alone."""
+        if rows:
+            await self._upsert_matches(self._bind(matches, _MATCH_COLUMNS, rows))
+
+    @abstractmethod
+    async def _upsert_products(self, rows: list[Any]) -> None: ...
+
+    @abstractmethod
+    async def _current(self, keys: list[Key]) -> Sequence[Any]: ...
+
+    @abstractmethod
+    async def _insert_history(self, rows: list[Any]) -> None: ...
+
+    @abstractmethod
+    async def _update_history(self, rows: list[Any]) -> None: ...
+
+    @abstractmethod
+    async def _delete_history(self, rows: list[Any]) -> None: ...
+
+    @abstractmethod
+    async def _update_states(self, rows: list[Any]) -> None: ...
+
+    @abstractmethod
+    async def _upsert_matches(self, rows: list[Any]) -> None: ...
+
+
+def _names(names: Sequence[str], prefix: str = "") -> str:
+    return ", ".join(f"{prefix}{name}" for name in names)
+
+
+class PostgresBulk(Bulk):
+    """One statement per step: every column travels as an array, `unnest` makes the rows."""
+
+    _sql: ClassVar[dict[str, str]] = {}
+
+    def _unnest(self, table: Table, names: Sequence[str], alias: str = "u") -> tuple[str, str]:
+        """`unnest($1::type[], …) AS alias(names)` and the select list of its columns
+        (JSON travels as text and is cast back)."""
+        arrays, select = [], []
+        for position, name in enumerate(names, start=1):
+            kind = table.c[name].type.compile(dialect=self.dialect)
+            if kind in ("JSON", "JSONB"):
+                arrays.append(f"${position}::text[]")
+                select.append(f"{alias}.{name}::{kind.lower()}")
+            else:
+                arrays.append(f"${position}::{kind}[]")
+                select.append(f"{alias}.{name}")
+        return f"unnest({', '.join(arrays)}) AS {alias}({_names(names)})", ", ".join(select)
+
+    def _statement(self, name: str, build: Callable[[], str]) -> str:
+        if name not in self._sql:
+            self._sql[name] = build()
+        return self._sql[name]
+
+    async def _run(self, sql: str, rows: list[Any], *extra: Any) -> None:
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        await self.conn.exec_driver_sql(sql, (*columns, *extra))
+
+    async def _upsert_products(self, rows: list[Any]) -> None:
+        def build() -> str:
+            source, select = self._unnest(products, PRODUCT_COLUMNS)
+            newer = "excluded.last_seen >= products.last_seen"
+            sets = [
+                f"{n} = CASE WHEN {newer} THEN excluded.{n} ELSE products.{n} END"
+                for n in META_COLUMNS
+            ]
+            sets.append("first_seen = least(products.first_seen, excluded.first_seen)")
+            sets.append("last_seen = greatest(products.last_seen, excluded.last_seen)")
+            return (
+                f"INSERT INTO products ({_names(PRODUCT_COLUMNS)}) SELECT {select} FROM {source} "
+                f"ON CONFLICT (site_id, id) DO UPDATE SET {', '.join(sets)}"
+            )
+
+        await self._run(self._statement("upsert_products", build), rows)
+
+    async def _current(self, keys: list[Key]) -> Sequence[Any]:
+        def build() -> str:
+            source, _ = self._unnest(products, ("site_id", "id"), alias="k")
+            return (
+                f"SELECT p.site_id, p.id, p.price_changed_at, {_names(HISTORY_COLUMNS, 'o.')} "
+                f"FROM {source} JOIN products p ON p.site_id = k.site_id AND p.id = k.id "
+                "LEFT JOIN price_observations o ON o.site_id = p.site_id "
+                "AND o.product_id = p.id AND o.observed_at = p.price_changed_at"
+            )
+
+        sql = self._statement("current", build)
+        result = await self.conn.exec_driver_sql(sql, ([k[0] for k in keys], [k[1] for k in keys]))
+        return result.all()
+
+    async def _insert_history(self, rows: list[Any]) -> None:
+        def build() -> str:
+            source, select = self._unnest(price_observations, HISTORY_COLUMNS)
+            return (
+                f"INSERT INTO price_observations ({_names(HISTORY_COLUMNS)}) "
+                f"SELECT {select} FROM {source}"
+            )
+
+        await self._run(self._statement("insert_history", build), rows)
+
+    @staticmethod
+    def _span(rows: list[Any]) -> tuple[Any, Any]:
+        """The earliest and latest `observed_at` (third value): bounds that let the planner
+        skip the partitions no row is in."""
+        times = [row[2] for row in rows]
+        return min(times), max(times)
+
+    async def _update_history(self, rows: list[Any]) -> None:
+        def build() -> str:
+            source, _ = self._unnest(price_observations, HISTORY_COLUMNS)
+            first = len(HISTORY_COLUMNS) + 1
+            sets = ", ".join(f"{n} = u.{n}" for n in HISTORY_COLUMNS[3:])
+            return (
+                f"UPDATE price_observations AS o SET {sets} FROM {source} "
+                "WHERE o.site_id = u.site_id AND o.product_id = u.product_id "
+                f"AND o.observed_at = u.observed_at "
+                f"AND o.observed_at BETWEEN ${first} AND ${first + 1}"
+            )
+
+        await self._run(self._statement("update_history", build), rows, *self._span(rows))
+
+    async def _delete_history(self, rows: list[Any]) -> None:
+        def build() -> str:
+            names = ("site_id", "product_id", "observed_at")
+            source, _ = self._unnest(price_observations, names)
+            return (
+                f"DELETE FROM price_observations AS o USING {source} "
+                "WHERE o.site_id = u.site_id AND o.product_id = u.product_id "
+                "AND o.observed_at = u.observed_at AND o.observed_at BETWEEN $4 AND $5"
+            )
+
+        await self._run(self._statement("delete_history", build), rows, *self._span(rows))
+
+    async def _update_states(self, rows: list[Any]) -> None:
+        def build() -> str:
+            source, _ = self._unnest(products, _STATE_UPDATE)
+            sets = ", ".join(f"{n} = u.{n}" for n in _STATE_UPDATE[2:])
+            return (
+                f"UPDATE products AS p SET {sets} FROM {source} "
+                "WHERE p.site_id = u.site_id AND p.id = u.id"
+            )
+
+        await self._run(self._statement("update_states", build), rows)
+
+    async def _upsert_matches(self, rows: list[Any]) -> None:
+        def build() -> str:
+            source, select = self._unnest(matches, _MATCH_COLUMNS)
+            return (
+                f"INSERT INTO matches ({_names(_MATCH_COLUMNS)}) SELECT {select} FROM {source} "
+                "ON CONFLICT (site_id, product_id) DO UPDATE SET group_id = excluded.group_id, "
+                "method = excluded.method, score = excluded.score "
+                "WHERE matches.method = 'gtin' AND (matches.group_id, matches.score) "
+                "IS DISTINCT FROM (excluded.group_id, excluded.score)"
+            )
+
+        await self._run(self._statement("upsert_matches", build), rows)
+
+
+class SqliteBulk(Bulk):
+    """`executemany` over plain tuples: SQLite runs each prepared statement once per row."""
+
+    _sql: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def _statement(cls, name: str, build: Callable[[], str]) -> str:
+        if name not in cls._sql:
+            cls._sql[name] = build()
+        return cls._sql[name]
+
+    async def _many(self, sql: str, rows: list[Any]) -> None:
+        await self.conn.exec_driver_sql(sql, rows)
+
+    async def _upsert_products(self, rows: list[Any]) -> None:
+        def build() -> str:
+            newer = "excluded.last_seen >= products.last_seen"
+            sets = [
+                f"{n} = CASE WHEN {newer} THEN excluded.{n} ELSE products.{n} END"
+                for n in META_COLUMNS
+            ]
+            sets.append("first_seen = min(products.first_seen, excluded.first_seen)")
+            sets.append("last_seen = max(products.last_seen, excluded.last_seen)")
+            marks = ", ".join("?" for _ in PRODUCT_COLUMNS)
+            return (
+                f"INSERT INTO products ({_names(PRODUCT_COLUMNS)}) VALUES ({marks}) "
+                f"ON CONFLICT (site_id, id) DO UPDATE SET {', '.join(sets)}"
+            )
+
+        await self._many(self._statement("upsert_products", build), rows)
+
+    async def _current(self, keys: list[Key]) -> Sequence[Any]:
+        def build() -> str:
+            # CROSS JOIN keeps the key list as the outer loop: one primary-key probe per key.
+            return (
+                f"SELECT p.site_id, p.id, p.price_changed_at, {_names(HISTORY_COLUMNS, 'o.')} "
+                "FROM json_each(?) AS k CROSS JOIN products p "
+                "ON p.site_id = json_extract(k.value, '$[0]') "
+                "AND p.id = json_extract(k.value, '$[1]') "
+                "LEFT JOIN price_observations o ON o.site_id = p.site_id "
+                "AND o.product_id = p.id AND o.observed_at = p.price_changed_at"
+            )
+
+        result = await self.conn.exec_driver_sql(
+            self._statement("current", build), (orjson.dumps(keys).decode(),)
+        )
+        return result.all()
+
+    async def _insert_history(self, rows: list[Any]) -> None:
+        def build() -> str:
+            marks = ", ".join("?" for _ in HISTORY_COLUMNS)
+            return f"INSERT INTO price_observations ({_names(HISTORY_COLUMNS)}) VALUES ({marks})"
+
+        await self._many(self._statement("insert_history", build), rows)
+
+    async def _update_history(self, rows: list[Any]) -> None:
+        def build() -> str:
+            sets = ", ".join(f"{n} = ?" for n in HISTORY_COLUMNS[3:])
+            return (
+                f"UPDATE price_observations SET {sets} "
+                "WHERE site_id = ? AND product_id = ? AND observed_at = ?"
+            )
+
+        await self._many(
+            self._statement("update_history", build), [(*r[3:], r[0], r[1], r[2]) for r in rows]
+        )
+
+    async def _delete_history(self, rows: list[Any]) -> None:
+        await self._many(
+            "DELETE FROM price_observations WHERE site_id = ? AND product_id = ? "
+            "AND observed_at = ?",
+            rows,
+        )
+
+    async def _update_states(self, rows: list[Any]) -> None:
+        def build() -> str:
+            sets = ", ".join(f"{n} = ?" for n in _STATE_UPDATE[2:])
+            return f"UPDATE products SET {sets} WHERE site_id = ? AND id = ?"
+
+        await self._many(
+            self._statement("update_states", build), [(*r[2:], r[0], r[1]) for r in rows]
+        )
+
+    async def _upsert_matches(self, rows: list[Any]) -> None:
+        def build() -> str:
+            marks = ", ".join("?" for _ in _MATCH_COLUMNS)
+            return (
+                f"INSERT INTO matches ({_names(_MATCH_COLUMNS)}) VALUES ({marks}) "
+                "ON CONFLICT (site_id, product_id) DO UPDATE SET group_id = excluded.group_id, "
+                "method = excluded.method, score = excluded.score "
+                "WHERE matches.method = 'gtin' AND (matches.group_id IS NOT excluded.group_id "
+                "OR matches.score IS NOT excluded.score)"
+            )
+
+        await self._many(self._statement("upsert_matches", build), rows)
