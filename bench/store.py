@@ -84,6 +84,7 @@ QUICK_DAYS = 3
 DEFAULT_SCALE = 0.05
 SCALE_ENV = "PRICEFLEET_BENCH_STORE_SCALE"
 DAYS_ENV = "PRICEFLEET_BENCH_STORE_DAYS"
+CHANGE_ENV = "PRICEFLEET_BENCH_STORE_CHANGE_RATE"
 POSTGRES_ENV = "PRICEFLEET_BENCH_POSTGRES"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 BACKENDS = ("sqlite", "postgresql")
@@ -359,6 +360,8 @@ class Plan:
     days: int
     target_stored_rows: int
     batch: int = BATCH
+    #: Share of products whose price state changes each day after the first.
+    change_rate: float = CHANGE_RATE
 
     @property
     def products(self) -> int:
@@ -371,22 +374,25 @@ class Plan:
         return self.products * self.days
 
     @staticmethod
-    def make(scale: float, quick: bool, days: int | None = None) -> Plan:
+    def make(
+        scale: float, quick: bool, days: int | None = None, change_rate: float = CHANGE_RATE
+    ) -> Plan:
         """The plan for `--scale` (ignored when quick). `days` cuts the crawl short: the run
-        then stores fewer history rows than the scale's share of 10,000,000."""
+        then stores fewer history rows than the scale's share of 10,000,000. A higher
+        `change_rate` reaches them in fewer days (1.0: every sighting stores a row)."""
         if quick:
             per_site, length = QUICK_PRODUCTS_PER_SITE, QUICK_DAYS
-            target = round(SITE_COUNT * per_site * (1 + CHANGE_RATE * (length - 1)))
+            target = round(SITE_COUNT * per_site * (1 + change_rate * (length - 1)))
         else:
             per_site = max(BATCH, round(PRODUCTS_PER_SITE * scale))
             target = round(STORED_ROWS * scale)
             # Day 0 stores a row per product, every later day ~CHANGE_RATE of them.
-            length = 1 + math.ceil((target / (SITE_COUNT * per_site) - 1) / CHANGE_RATE)
+            length = 1 + math.ceil((target / (SITE_COUNT * per_site) - 1) / change_rate)
             if days is not None:
                 length = min(length, days)
-                target = round(SITE_COUNT * per_site * (1 + CHANGE_RATE * (length - 1)))
+                target = round(SITE_COUNT * per_site * (1 + change_rate * (length - 1)))
         batch = QUICK_BATCH if quick else BATCH
-        return Plan(scale, quick, SITE_COUNT, per_site, max(length, 1), target, batch)
+        return Plan(scale, quick, SITE_COUNT, per_site, max(length, 1), target, batch, change_rate)
 
 
 class Catalogue:
@@ -546,7 +552,7 @@ class Catalogue:
                     item = items[offset][site]
                     if day == 0:
                         self._start(index, site, item)
-                    elif rng.random() < CHANGE_RATE:
+                    elif rng.random() < plan.change_rate:
                         self._move(index, rng)
                         changed += 1
                     product = self.product(site, slot, item)
@@ -1213,7 +1219,10 @@ def plan_from_env(quick: bool) -> Plan:
     days = os.environ.get(DAYS_ENV)
     if days is not None and int(days) < 1:
         raise ValueError(f"{DAYS_ENV}={days}: at least one day")
-    return Plan.make(scale, quick, int(days) if days else None)
+    change = float(os.environ.get(CHANGE_ENV) or CHANGE_RATE)
+    if not 0 < change <= 1:
+        raise ValueError(f"{CHANGE_ENV}={change}: the change rate must be in (0, 1]")
+    return Plan.make(scale, quick, int(days) if days else None, change)
 
 
 def _say(message: str) -> None:
@@ -1321,7 +1330,7 @@ async def _run(options: Options) -> dict[str, Any]:
             "days": plan.days,
             "sightings_per_backend": plan.sightings,
             "target_stored_rows": plan.target_stored_rows,
-            "change_rate": CHANGE_RATE,
+            "change_rate": plan.change_rate,
             "gtin_share": GTIN_SHARE,
             "batch": plan.batch,
             "rounds": options.rounds,
@@ -1558,6 +1567,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--days", type=int, default=None, help="crawl at most this many days (fewer stored rows)"
     )
+    parser.add_argument(
+        "--change-rate",
+        type=float,
+        default=None,
+        help=f"share of products changing price state each day (default {CHANGE_RATE})",
+    )
     args, rest = parser.parse_known_args(argv)
     if args.scale is not None:
         if not 0 < args.scale <= 1:
@@ -1567,10 +1582,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.days < 1:
             parser.error("--days must be at least 1")
         os.environ[DAYS_ENV] = str(args.days)
+    if args.change_rate is not None:
+        if not 0 < args.change_rate <= 1:
+            parser.error("--change-rate must be in (0, 1]")
+        os.environ[CHANGE_ENV] = repr(args.change_rate)
     from bench.__main__ import RESULTS
     from bench.__main__ import main as bench_main
 
-    tagged = (args.scale is not None or args.days is not None) and "--quick" not in rest
+    tagged = (
+        args.scale is not None or args.days is not None or args.change_rate is not None
+    ) and "--quick" not in rest
     date = datetime.now(UTC).strftime("%Y-%m-%d")
     default = RESULTS / f"store-{date}.json"
     kept = default.with_name(default.name + ".kept")
@@ -1581,6 +1602,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if tagged and default.exists():
             tag = f"scale{args.scale if args.scale is not None else DEFAULT_SCALE:g}"
             tag += f"-days{args.days}" if args.days is not None else ""
+            tag += f"-change{args.change_rate:g}" if args.change_rate is not None else ""
             target = default.with_name(f"store-{tag}-{date}.json")
             default.replace(target)
             print(f"results kept as {target}")
