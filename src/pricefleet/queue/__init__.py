@@ -1,0 +1,27 @@
+"""Per-site crawl job queues: one `JobQueue` interface, SQLite (embedded) and Redis (cluster)."""
+
+from __future__ import annotations
+
+from pricefleet.queue.base import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_VISIBILITY,
+    JobQueue,
+    Lease,
+    NewJob,
+    Retention,
+    SiteLimits,
+    SiteStats,
+    backoff,
+)
+
+__all__ = [
+    "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_VISIBILITY",
+    "JobQueue",
+    "Lease",
+    "NewJob",
+    "Retention",
+    "SiteLimits",
+    "SiteStats",
+    "backoff",
+]
