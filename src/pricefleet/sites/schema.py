@@ -6,9 +6,12 @@ turn a setting off); every error names the field.
 
 from __future__ import annotations
 
+import math
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
+from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
@@ -178,23 +181,60 @@ class Extraction(_Strict):
 
 
 class Schedule(_Strict):
-    """How often the site is crawled."""
+    """When the site is crawled: every fixed interval (`every: 6h`, slots aligned on the
+    epoch) or on a cron expression in UTC (`cron: "0 */6 * * *"`, with ranges, steps and
+    lists). Not both."""
 
     every: str = "24h"
+    cron: str | None = None
 
     @field_validator("every")
     @classmethod
     def _duration(cls, value: str) -> str:
-        if not _DURATION.match(value):
+        match = _DURATION.match(value)
+        if not match:
             raise ValueError(f"{value!r}: expected a duration like 30m, 6h or 1d")
+        if float(match.group(1)) <= 0:
+            raise ValueError(f"{value!r}: the interval must be longer than zero")
         return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                CronSim(value, datetime.now(UTC))
+            except CronSimError as exc:
+                raise ValueError(f"{value!r}: not a cron expression ({exc})") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> Schedule:
+        if self.cron is not None and "every" in self.model_fields_set:
+            raise ValueError("give `every` or `cron`, not both")
+        return self
 
     @property
     def seconds(self) -> float:
-        """The interval in seconds."""
+        """The interval in seconds (for `every`)."""
         match = _DURATION.match(self.every)
         assert match is not None
         return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+    def latest(self, now: datetime) -> datetime:
+        """The most recent scheduled instant at or before `now` (aware, UTC)."""
+        now = now.astimezone(UTC)
+        if self.cron is not None:
+            return next(CronSim(self.cron, now + timedelta(seconds=1), reverse=True))
+        step = self.seconds
+        return datetime.fromtimestamp(math.floor(now.timestamp() / step) * step, UTC)
+
+    def following(self, moment: datetime) -> datetime:
+        """The first scheduled instant after `moment`."""
+        moment = moment.astimezone(UTC)
+        if self.cron is not None:
+            return next(CronSim(self.cron, moment))
+        return self.latest(moment) + timedelta(seconds=self.seconds)
 
 
 class Recipe(_Strict):
