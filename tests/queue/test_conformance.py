@@ -314,3 +314,15 @@ async def test_purge_forgets_a_site(queue: JobQueue) -> None:
     assert await queue.lease(5) == []
     assert await queue.dead("shop-a") == []
     assert await queue.enqueue([job("a")]) == 1
+
+
+async def test_a_run_takes_each_key_once(queue: JobQueue) -> None:
+    """Within one run a key is enqueued once, even after it finished; a new run takes it
+    again; jobs without a run dedup while pending only."""
+    assert await queue.enqueue([job("p1", run="r1"), job("p2", run="r1")]) == 2
+    await queue.ack(await lease_all(queue))
+    assert await queue.enqueue([job("p1", run="r1"), job("p3", run="r1")]) == 1
+    assert await queue.enqueue([job("p1", run="r2")]) == 1
+    await queue.ack(await lease_all(queue))
+    assert await queue.enqueue([job("p1")]) == 1
+    assert await queue.enqueue([job("p1", run="r2")]) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pricefleet.queue.base import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_VISIBILITY,
+    SEEN_SECONDS,
     JobQueue,
     Lease,
     NewJob,
@@ -17,6 +18,7 @@ from pricefleet.queue.base import (
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_VISIBILITY",
+    "SEEN_SECONDS",
     "JobQueue",
     "Lease",
     "NewJob",

@@ -5,6 +5,10 @@ What a backend must do (the conformance suite, `tests/queue/test_conformance.py`
 - **Per-site queues.** Every job belongs to one site; a job's identity is `(site_id, key)`.
   Enqueueing a key that is queued, delayed or leased is a no-op (dedup); a finished key may be
   enqueued again.
+- **Runs (the frontier).** A job given a `run` (one crawl of a site, e.g. its scheduled
+  instant) is enqueued at most once per run, even after it finished: URLs a crawl discovers
+  again (pagination loops, a product on many listings) are not crawled twice in that crawl.
+  The seen keys of a run are kept for `SEEN_SECONDS`.
 - **Order.** Higher `priority` first, then the order of enqueueing. A job with `delay` becomes
   leasable once its time has come.
 - **Leases.** `lease` hands out jobs for `visibility` seconds, each with a fresh token;
@@ -38,6 +42,7 @@ from pricefleet.models import JobKind
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_VISIBILITY",
+    "SEEN_SECONDS",
     "JobQueue",
     "Lease",
     "NewJob",
@@ -51,6 +56,8 @@ __all__ = [
 DEFAULT_VISIBILITY = 60.0
 #: Attempts before a job goes to the dead-letter list.
 DEFAULT_MAX_ATTEMPTS = 5
+#: How long a run's seen keys are remembered.
+SEEN_SECONDS = 3 * 86_400.0
 #: Exponential backoff between attempts: base * 2**(attempt-1), capped, with full jitter.
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 600.0
@@ -75,6 +82,8 @@ class NewJob:
     delay: float = 0.0
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     payload: dict[str, Any] = field(default_factory=dict)
+    #: The crawl this job belongs to: at most once per run (empty: dedup while pending only).
+    run: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,16 @@ import orjson
 
 from pricefleet.errors import ConfigError, QueueError
 from pricefleet.models import JobKind
-from pricefleet.queue.base import JobQueue, Lease, NewJob, Retention, SiteLimits, SiteStats, backoff
+from pricefleet.queue.base import (
+    SEEN_SECONDS,
+    JobQueue,
+    Lease,
+    NewJob,
+    Retention,
+    SiteLimits,
+    SiteStats,
+    backoff,
+)
 
 __all__ = ["SqliteQueue"]
 
@@ -51,6 +60,8 @@ class SqliteQueue(JobQueue):
         self.retention = retention
         self._jobs = f"{prefix.replace('-', '_')}_jobs"
         self._sites = f"{prefix.replace('-', '_')}_sites"
+        self._seen = f"{prefix.replace('-', '_')}_seen"
+        self._swept = 0.0
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -95,6 +106,14 @@ class SqliteQueue(JobQueue):
             db.execute(
                 f"CREATE UNIQUE INDEX IF NOT EXISTS {jobs}_token ON {jobs} (token) "
                 "WHERE token IS NOT NULL"
+            )
+            db.execute(
+                f"""CREATE TABLE IF NOT EXISTS {self._seen} (
+                    site_id TEXT NOT NULL,
+                    run TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    at REAL NOT NULL,
+                    PRIMARY KEY (site_id, run, key)) WITHOUT ROWID"""
             )
             db.execute(
                 f"""CREATE TABLE IF NOT EXISTS {sites} (
@@ -154,6 +173,7 @@ class SqliteQueue(JobQueue):
             added = 0
             for site_id, batch in by_site.items():
                 self._site_row(db, site_id)
+                fresh = [j for j in batch if not j.run or self._first_in_run(db, now, j)]
                 cursor = db.executemany(
                     f"INSERT OR IGNORE INTO {self._jobs} (site_id, key, kind, url, payload, "
                     "priority, max_attempts, state, due) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
@@ -168,19 +188,29 @@ class SqliteQueue(JobQueue):
                             j.max_attempts,
                             now + max(0.0, j.delay),
                         )
-                        for j in batch
+                        for j in fresh
                     ],
                 )
-                new = max(0, cursor.rowcount)
+                new = max(0, cursor.rowcount) if fresh else 0
                 db.execute(
                     f"UPDATE {self._sites} SET enqueued_total = enqueued_total + ? "
                     "WHERE site_id = ?",
                     (new, site_id),
                 )
                 added += new
+            if now - self._swept > 60:
+                self._swept = now
+                db.execute(f"DELETE FROM {self._seen} WHERE at < ?", (now - SEEN_SECONDS,))
             return added
 
         return await self._run(work) if jobs else 0
+
+    def _first_in_run(self, db: sqlite3.Connection, now: float, job: NewJob) -> bool:
+        cursor = db.execute(
+            f"INSERT OR IGNORE INTO {self._seen} (site_id, run, key, at) VALUES (?, ?, ?, ?)",
+            (job.site_id, job.run, job.key, now),
+        )
+        return cursor.rowcount > 0
 
     def _recover(self, db: sqlite3.Connection, now: float) -> None:
         """Expired leases go back to the queue, or to the dead letters if out of attempts."""
@@ -559,8 +589,8 @@ class SqliteQueue(JobQueue):
         """Forget the site's jobs and settings."""
 
         def work(db: sqlite3.Connection, now: float) -> None:
-            db.execute(f"DELETE FROM {self._jobs} WHERE site_id = ?", (site_id,))
-            db.execute(f"DELETE FROM {self._sites} WHERE site_id = ?", (site_id,))
+            for table in (self._jobs, self._seen, self._sites):
+                db.execute(f"DELETE FROM {table} WHERE site_id = ?", (site_id,))
 
         await self._run(work)
 
