@@ -326,3 +326,29 @@ async def test_a_run_takes_each_key_once(queue: JobQueue) -> None:
     await queue.ack(await lease_all(queue))
     assert await queue.enqueue([job("p1")]) == 1
     assert await queue.enqueue([job("p1", run="r2")]) == 0
+
+
+async def test_acquire_shares_the_lease_pacing(queue: JobQueue) -> None:
+    """Extra requests take slots from the same GCRA as leases: after a burst, both wait."""
+    await queue.set_limits("shop-a", SiteLimits(rate=10, burst=2))
+    await queue.enqueue([job(str(n)) for n in range(10)])
+    assert await queue.acquire("shop-a", 10, 2) == 0
+    assert len(await queue.lease(10)) == 1  # the burst's second slot
+    wait = await queue.acquire("shop-a", 10, 2)
+    assert 0.05 < wait <= 0.1 + 1e-6
+    await asyncio.sleep(wait)
+    assert await queue.acquire("shop-a", 10, 2) == 0
+    assert await queue.lease(10) == []
+    assert await queue.acquire("shop-b", 0, 1) == 0  # unlimited
+
+
+async def test_advance_moves_a_mark_once(make_queue: MakeQueue) -> None:
+    """Of two clients advancing the same mark to the same value, exactly one succeeds."""
+    one, two = make_queue(), make_queue()
+    results = await asyncio.gather(
+        one.advance("shop-a", "crawl", 100.0), two.advance("shop-a", "crawl", 100.0)
+    )
+    assert sorted(results) == [False, True]
+    assert await one.advance("shop-a", "crawl", 99.0) is False
+    assert await two.advance("shop-a", "crawl", 160.5) is True
+    assert await one.advance("shop-a", "other", 1.0) is True

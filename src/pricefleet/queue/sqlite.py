@@ -126,7 +126,8 @@ class SqliteQueue(JobQueue):
                     tat REAL NOT NULL DEFAULT 0,
                     enqueued_total INTEGER NOT NULL DEFAULT 0,
                     acked_total INTEGER NOT NULL DEFAULT 0,
-                    failed_total INTEGER NOT NULL DEFAULT 0)"""
+                    failed_total INTEGER NOT NULL DEFAULT 0,
+                    marks BLOB NOT NULL DEFAULT '{{}}')"""
             )
             db.execute("COMMIT")
         except BaseException:
@@ -465,6 +466,48 @@ class SqliteQueue(JobQueue):
             "rate = ?, burst = ?, concurrency = ?",
             (limits.rate, limits.burst, limits.concurrency),
         )
+
+    async def acquire(self, site_id: str, rate: float, burst: int) -> float:
+        """Take one GCRA slot now (0), or say how long until one is free."""
+        if rate <= 0:
+            return 0.0
+
+        def work(db: sqlite3.Connection, now: float) -> float:
+            self._site_row(db, site_id)
+            (tat,) = db.execute(
+                f"SELECT tat FROM {self._sites} WHERE site_id = ?", (site_id,)
+            ).fetchone()
+            interval = 1.0 / rate
+            tat = max(tat, now)
+            wait = tat - now - (max(1, burst) - 1) * interval
+            if wait > 1e-9:
+                return wait
+            db.execute(
+                f"UPDATE {self._sites} SET tat = ? WHERE site_id = ?", (tat + interval, site_id)
+            )
+            return 0.0
+
+        return await self._run(work)
+
+    async def advance(self, site_id: str, mark: str, value: float) -> bool:
+        """Move a named mark of the site forward; True if it moved."""
+
+        def work(db: sqlite3.Connection, now: float) -> bool:
+            self._site_row(db, site_id)
+            (raw,) = db.execute(
+                f"SELECT marks FROM {self._sites} WHERE site_id = ?", (site_id,)
+            ).fetchone()
+            marks = orjson.loads(raw)
+            if mark in marks and marks[mark] >= value:
+                return False
+            marks[mark] = value
+            db.execute(
+                f"UPDATE {self._sites} SET marks = ? WHERE site_id = ?",
+                (orjson.dumps(marks), site_id),
+            )
+            return True
+
+        return await self._run(work)
 
     async def hold(self, site_id: str, seconds: float) -> None:
         """Lease nothing from the site for `seconds`; a longer hold in place stays."""
