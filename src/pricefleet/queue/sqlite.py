@@ -478,7 +478,7 @@ class SqliteQueue(JobQueue):
                 f"SELECT tat FROM {self._sites} WHERE site_id = ?", (site_id,)
             ).fetchone()
             interval = 1.0 / rate
-            tat = max(tat, now)
+            tat = max(float(tat), now)
             wait = tat - now - (max(1, burst) - 1) * interval
             if wait > 1e-9:
                 return wait
