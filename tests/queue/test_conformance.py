@@ -227,7 +227,8 @@ async def test_rate_limit_spaces_leases(queue: JobQueue) -> None:
 
 
 async def test_rate_limit_is_shared_by_two_workers(make_queue: MakeQueue) -> None:
-    """Two queue clients (two workers) share one site's rate."""
+    """Two queue clients (two workers) share one site's rate: together never more than the
+    rate allows (a busy machine may poll late and get fewer)."""
     one, two = make_queue(), make_queue()
     await one.set_limits("shop-a", SiteLimits(rate=20, burst=1))
     await one.enqueue([job(str(n)) for n in range(100)])
@@ -236,8 +237,8 @@ async def test_rate_limit_is_shared_by_two_workers(make_queue: MakeQueue) -> Non
     while time.monotonic() - start < 1.0:
         first, second = await asyncio.gather(one.lease(100), two.lease(100))
         got += len(first) + len(second)
-        await asyncio.sleep(0.01)
-    assert 17 <= got <= 24
+        await asyncio.sleep(0.005)
+    assert 10 <= got <= 22
 
 
 async def test_two_workers_never_share_a_job(make_queue: MakeQueue) -> None:

@@ -208,18 +208,18 @@ class JobQueue(ABC):
     async def set_limits(self, site_id: str, limits: SiteLimits) -> None:
         """The site's lease rate and concurrency (recipe politeness, robots Crawl-delay)."""
 
+    @abstractmethod
     async def acquire(self, site_id: str, rate: float, burst: int) -> float:
         """Take one slot of the site's GCRA pacing (the one leases take theirs from) for a
         request that is not a job's own (robots.txt, a retry, a redirect): 0 when taken,
         else the seconds to wait before asking again (nothing taken)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def advance(self, site_id: str, mark: str, value: float) -> bool:
         """Move the site's named mark forward to `value`: True if it moved (it was lower or
         unset), False if it was already there or past it. Atomic, so of two schedulers only
         one starts a given crawl; lost with the queue's contents, which is what makes the
         scheduler reconcile."""
-        raise NotImplementedError
 
     @abstractmethod
     async def hold(self, site_id: str, seconds: float) -> None:

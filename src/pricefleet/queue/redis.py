@@ -1,0 +1,414 @@
+"""`RedisQueue`: the cluster backend of `JobQueue`, shared by every worker on every machine.
+
+It owns the Redis key layout of the queue and the calls to its Lua scripts
+(`pricefleet.queue.redis_scripts`). Every state change of a site is one atomic script on that
+site's keys, which share a hash tag (`pf:{shop-a}:ready`), so the queue runs unchanged on Redis
+Cluster; the only cross-site key is the set of known sites (`pf:sites`). Times come from the
+server's clock. It must not hold state of its own between calls beyond the connection pool: two
+instances are two workers, and they agree through Redis alone.
+
+Connection errors are retried by the pool with exponential backoff; those that persist surface as
+`QueueError`. A script whose reply was lost may run twice on a retry: enqueue, ack, fail and
+release are idempotent then; a lease is handed out, never acked and recovered when it expires.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from pricefleet.errors import QueueError
+from pricefleet.models import JobKind
+from pricefleet.queue import redis_scripts as lua
+from pricefleet.queue.base import (
+    DEFAULT_VISIBILITY,
+    SEEN_SECONDS,
+    JobQueue,
+    Lease,
+    NewJob,
+    Retention,
+    SiteLimits,
+    SiteStats,
+    backoff,
+)
+
+__all__ = ["RedisQueue"]
+
+#: How long a run's seen keys live after its last one, in milliseconds (PEXPIRE).
+_SEEN_MS = int(SEEN_SECONDS * 1_000)
+#: Delayed jobs promoted and expired leases recovered per lease call, at most (keeps it short).
+_HOUSEKEEP_LIMIT = 1_000
+
+_Call = tuple[str, list[str], list[Any]]
+
+
+def _describe(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _glob_escape(text: str) -> str:
+    """`text` matched literally by a Redis glob (SCAN MATCH)."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisQueue(JobQueue):
+    """Per-site job queues in Redis; see `pricefleet.queue.base` for the contract."""
+
+    def __init__(self, url: str, *, prefix: str = "pf", retention: Retention | None = None) -> None:
+        self._where = _describe(url)
+        self._prefix = prefix
+        self._retention = retention or Retention()
+        self._sites_key = f"{prefix}:sites"
+        self._site_keys: dict[str, list[str]] = {}
+        self._redis: aioredis.Redis = aioredis.Redis.from_url(
+            url,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), retries=6),
+            socket_connect_timeout=5.0,
+            socket_timeout=30.0,
+            health_check_interval=15,
+            # Names the connections in CLIENT LIST (no spaces allowed there).
+            client_name=re.sub(r"[^\w.:-]", "_", f"pricefleet-queue-{prefix}"),
+        )
+        self._scripts: dict[str, AsyncScript] = {
+            name: self._redis.register_script(getattr(lua, name))
+            for name in (
+                "ACK",
+                "ACQUIRE",
+                "ADVANCE",
+                "DEAD",
+                "ENQUEUE",
+                "FAIL",
+                "HEARTBEAT",
+                "HOLD",
+                "LEASE",
+                "RELEASE",
+                "REPLAY",
+                "STATS",
+            )
+        }
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _keys(self, site_id: str) -> list[str]:
+        keys = self._site_keys.get(site_id)
+        if keys is None:
+            if not site_id or "{" in site_id or "}" in site_id:
+                raise QueueError(
+                    f"site id {site_id!r} cannot name a Redis queue: it must be non-empty "
+                    "and hold no braces (they would break the hash tag)"
+                )
+            keys = [f"{self._prefix}:{{{site_id}}}:{suffix}" for suffix in lua.SITE_KEYS]
+            self._site_keys[site_id] = keys
+        return keys
+
+    def _error(self, exc: RedisError) -> QueueError:
+        if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+            return QueueError(
+                f"the Redis queue at {self._where} is unreachable ({exc}); "
+                "check that Redis runs there, workers retry with backoff"
+            )
+        return QueueError(f"the Redis queue at {self._where} refused an operation: {exc}")
+
+    async def _run(self, calls: Sequence[_Call], *, sites: Sequence[str] = ()) -> list[Any]:
+        """Runs script calls (each on the keys of one site) in one round trip and returns
+        their replies in order; `sites` are added to the known sites on the way."""
+        try:
+            if len(calls) == 1 and not sites:
+                name, keys, args = calls[0]
+                return [await self._scripts[name](keys, args)]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                if sites:
+                    pipe.sadd(self._sites_key, *sites)
+                for name, keys, args in calls:
+                    pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+                replies: list[Any] = await pipe.execute(raise_on_error=False)
+            if sites:
+                replies = replies[1:]
+            for index, reply in enumerate(replies):
+                if isinstance(reply, NoScriptError):
+                    # The server lost its script cache (a restart): this call did not run.
+                    name, keys, args = calls[index]
+                    replies[index] = await self._scripts[name](keys, args)
+                elif isinstance(reply, RedisError):
+                    raise reply
+            return replies
+        except RedisError as exc:
+            raise self._error(exc) from exc
+
+    def _by_site(self, leases: Sequence[Lease]) -> dict[str, list[Any]]:
+        pairs: dict[str, list[Any]] = {}
+        for lease in leases:
+            pairs.setdefault(lease.site_id, []).extend((lease.key, lease.token))
+        return pairs
+
+    # -- the interface --------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._redis.aclose()
+
+    async def enqueue(self, jobs: Sequence[NewJob]) -> int:
+        """Add jobs, one script call per site; returns how many were new. A job with a `run`
+        is also marked seen in that run's set (kept `SEEN_SECONDS` after the run's last key)."""
+        if not jobs:
+            return 0
+        per_site: dict[str, tuple[list[Any], dict[str, int]]] = {}
+        for job in jobs:
+            if job.max_attempts < 1:
+                raise QueueError(f"job {job.key!r} needs max_attempts >= 1")
+            args, runs = per_site.setdefault(job.site_id, ([0, _SEEN_MS], {}))
+            args[0] += 1
+            run = runs.setdefault(job.run, len(runs) + 1) if job.run else 0
+            body = orjson.dumps([str(job.kind), job.url, job.payload])
+            args += (job.key, body, int(job.priority), float(job.delay), job.max_attempts, run)
+        calls = [
+            ("ENQUEUE", self._keys(site) + [self._seen_key(site, run) for run in runs], args)
+            for site, (args, runs) in per_site.items()
+        ]
+        return sum(int(n) for n in await self._run(calls, sites=list(per_site)))
+
+    def _seen_key(self, site_id: str, run: str) -> str:
+        return f"{self._prefix}:{{{site_id}}}:seen:{run}"
+
+    async def lease(
+        self,
+        count: int,
+        *,
+        sites: Sequence[str] | None = None,
+        visibility: float = DEFAULT_VISIBILITY,
+    ) -> list[Lease]:
+        """Up to `count` jobs, spread over the sites in a shuffled order: each site is asked
+        for its share, and sites that gave all they were asked are asked again for the rest."""
+        if count <= 0:
+            return []
+        if visibility <= 0:
+            raise QueueError(f"a lease needs a visibility above 0 seconds, not {visibility}")
+        candidates = list(sites) if sites is not None else await self.sites()
+        random.shuffle(candidates)
+        leases: list[Lease] = []
+        while len(leases) < count and candidates:
+            remaining = count - len(leases)
+            if remaining < len(candidates):
+                asked, rest = candidates[:remaining], candidates[remaining:]
+                shares = [1] * len(asked)
+            else:
+                asked, rest = candidates, []
+                share, extra = divmod(remaining, len(asked))
+                shares = [share + (i < extra) for i in range(len(asked))]
+            calls = [
+                (
+                    "LEASE",
+                    self._keys(site),
+                    [want, visibility, secrets.token_hex(8), _HOUSEKEEP_LIMIT],
+                )
+                for site, want in zip(asked, shares, strict=True)
+            ]
+            replies = await self._run(calls)
+            full: list[str] = []
+            for site, want, reply in zip(asked, shares, replies, strict=True):
+                got = self._leases(site, reply)
+                leases += got
+                if len(got) == want:
+                    full.append(site)
+            candidates = rest + full
+        return leases
+
+    @staticmethod
+    def _leases(site_id: str, reply: list[Any]) -> list[Lease]:
+        if not reply:
+            return []
+        expires_at = float(reply[0])
+        out = []
+        for j in range(1, len(reply), 6):
+            kind, url, payload = orjson.loads(reply[j + 5])
+            out.append(
+                Lease(
+                    site_id=site_id,
+                    key=_text(reply[j]),
+                    kind=JobKind(kind),
+                    url=url,
+                    token=_text(reply[j + 1]),
+                    attempts=int(reply[j + 2]),
+                    max_attempts=int(reply[j + 3]),
+                    expires_at=expires_at,
+                    priority=int(reply[j + 4]),
+                    payload=payload,
+                )
+            )
+        return out
+
+    async def heartbeat(self, leases: Sequence[Lease], visibility: float) -> list[Lease]:
+        """Extend the leases still held by `visibility` seconds from now (server time)."""
+        per_site = self._by_site(leases)
+        calls = [("HEARTBEAT", self._keys(s), [visibility, *p]) for s, p in per_site.items()]
+        if not calls:
+            return []
+        held: dict[tuple[str, str], float] = {}
+        for site, reply in zip(per_site, await self._run(calls), strict=True):
+            expires_at = float(reply[0])
+            held.update(((site, _text(key)), expires_at) for key in reply[1:])
+        return [
+            replace(lease, expires_at=held[lease.site_id, lease.key])
+            for lease in leases
+            if (lease.site_id, lease.key) in held
+        ]
+
+    async def ack(self, leases: Sequence[Lease]) -> int:
+        """Mark the jobs done and trim each site's finished jobs to the retention."""
+        keep = [self._retention.count, self._retention.seconds]
+        calls = [("ACK", self._keys(s), keep + p) for s, p in self._by_site(leases).items()]
+        return sum(int(n) for n in await self._run(calls)) if calls else 0
+
+    async def fail(self, lease: Lease, error: str, *, retry_after: float | None = None) -> bool:
+        """Retry after `retry_after` or `backoff(attempts)`, or go dead with `error` once the
+        attempts are used up; True when the job went dead."""
+        delay = retry_after if retry_after is not None else backoff(lease.attempts)
+        args = [lease.key, lease.token, error, max(0.0, delay)]
+        (reply,) = await self._run([("FAIL", self._keys(lease.site_id), args)])
+        return int(reply) == 1
+
+    async def release(self, leases: Sequence[Lease]) -> int:
+        """Give the jobs back untried: ready again at once, in their old place."""
+        calls = [("RELEASE", self._keys(s), p) for s, p in self._by_site(leases).items()]
+        return sum(int(n) for n in await self._run(calls)) if calls else 0
+
+    async def set_limits(self, site_id: str, limits: SiteLimits) -> None:
+        """Set the site's GCRA rate, burst and concurrency, for every worker at once."""
+        items: list[str | int] = ["rate", repr(float(limits.rate)), "burst", limits.burst]
+        items += ["concurrency", limits.concurrency]
+        await self._meta(site_id, lambda pipe, meta: pipe.hset(meta, items=items))
+
+    async def acquire(self, site_id: str, rate: float, burst: int) -> float:
+        """Take one slot of the site's cluster-wide GCRA for a request that is not a job's own:
+        0 when taken, else the seconds to wait before asking again."""
+        if rate <= 0:
+            return 0.0
+        args = [repr(float(rate)), max(1, burst)]
+        (reply,) = await self._run([("ACQUIRE", self._keys(site_id), args)], sites=[site_id])
+        return float(reply)
+
+    async def advance(self, site_id: str, mark: str, value: float) -> bool:
+        """Move the site's named mark forward to `value`, atomically: True if it moved."""
+        args = [mark, repr(float(value))]
+        (reply,) = await self._run([("ADVANCE", self._keys(site_id), args)], sites=[site_id])
+        return int(reply) == 1
+
+    async def hold(self, site_id: str, seconds: float) -> None:
+        """Lease nothing from the site for `seconds`, unless a longer hold is in place."""
+        await self._run([("HOLD", self._keys(site_id), [seconds])], sites=[site_id])
+
+    async def pause(self, site_id: str) -> None:
+        """Stop leasing the site's jobs until `resume`."""
+        await self._meta(site_id, lambda pipe, meta: pipe.hset(meta, "paused", 1))
+
+    async def resume(self, site_id: str) -> None:
+        """Lease the site's jobs again."""
+        await self._meta(site_id, lambda pipe, meta: pipe.hdel(meta, "paused"))
+
+    async def _meta(self, site_id: str, change: Callable[[Pipeline, str], object]) -> None:
+        meta = self._keys(site_id)[lua.SITE_KEYS.index("meta")]
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.sadd(self._sites_key, site_id)
+                change(pipe, meta)
+                await pipe.execute()
+        except RedisError as exc:
+            raise self._error(exc) from exc
+
+    async def sites(self) -> list[str]:
+        """Every site that has had a job, limits, a hold or a pause, sorted."""
+        try:
+            members = await self._redis.smembers(self._sites_key)
+        except RedisError as exc:
+            raise self._error(exc) from exc
+        return sorted(_text(m) for m in members)
+
+    async def stats(self, site_ids: Sequence[str] | None = None) -> dict[str, SiteStats]:
+        """Per-site figures, one read-only script per site in one round trip."""
+        names = list(site_ids) if site_ids is not None else await self.sites()
+        calls = [("STATS", self._keys(s), [self._retention.seconds]) for s in names]
+        if not calls:
+            return {}
+        out = {}
+        for site, r in zip(names, await self._run(calls), strict=True):
+            out[site] = SiteStats(
+                site_id=site,
+                queued=int(r[0]),
+                delayed=int(r[1]),
+                leased=int(r[2]),
+                dead=int(r[3]),
+                done=int(r[4]),
+                oldest_age=float(r[5]),
+                paused=bool(r[6]),
+                hold_seconds=float(r[7]),
+                enqueued_total=int(r[8]),
+                acked_total=int(r[9]),
+                failed_total=int(r[10]),
+            )
+        return out
+
+    async def dead(self, site_id: str, limit: int = 100) -> list[tuple[Lease, str]]:
+        """The site's dead jobs, newest first, with their last error (token empty)."""
+        if limit <= 0:
+            return []
+        (reply,) = await self._run([("DEAD", self._keys(site_id), [limit])])
+        out = []
+        for j in range(0, len(reply), 6):
+            kind, url, payload = orjson.loads(reply[j + 4])
+            lease = Lease(
+                site_id=site_id,
+                key=_text(reply[j]),
+                kind=JobKind(kind),
+                url=url,
+                token="",
+                attempts=int(reply[j + 1]),
+                max_attempts=int(reply[j + 2]),
+                expires_at=0.0,
+                priority=int(reply[j + 3]),
+                payload=payload,
+            )
+            out.append((lease, _text(reply[j + 5])))
+        return out
+
+    async def replay(self, site_id: str, keys: Sequence[str] | None = None) -> int:
+        """Queue dead jobs again with fresh attempts, behind the jobs already waiting."""
+        args = ["all"] if keys is None else ["some", *keys]
+        (reply,) = await self._run([("REPLAY", self._keys(site_id), args)])
+        return int(reply)
+
+    async def purge(self, site_id: str) -> None:
+        """Delete every key of the site (jobs, runs' seen keys, limits, counters) and forget
+        the site."""
+        seen = _glob_escape(self._seen_key(site_id, "")) + "*"
+        try:
+            runs = [key async for key in self._redis.scan_iter(match=seen, count=1_000)]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.delete(*self._keys(site_id), *runs)
+                pipe.srem(self._sites_key, site_id)
+                await pipe.execute()
+        except RedisError as exc:
+            raise self._error(exc) from exc
