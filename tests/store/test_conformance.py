@@ -337,6 +337,23 @@ async def test_fetch_states_round_trip(shops: Store) -> None:
     assert await shops.fetch_states("shop-b", [first.url]) == {}
 
 
+async def test_stale_products_least_recently_seen_first(shops: Store) -> None:
+    """The freshness rule's query: products of one site not seen since a time, oldest first."""
+    await shops.ingest(
+        [
+            sighting("p1", "1.00", at(0)),
+            sighting("p2", "2.00", at(5)),
+            sighting("p3", "3.00", at(50)),
+            sighting("q1", "1.00", at(0), site_id="shop-b"),
+        ]
+    )
+    stale = await shops.stale_products("shop-a", at(10))
+    assert [pid for pid, _ in stale] == ["p1", "p2"]
+    assert [url for _, url in stale] == ["http://shop-a.test/p/p1", "http://shop-a.test/p/p2"]
+    assert await shops.stale_products("shop-a", at(10), limit=1) == stale[:1]
+    assert await shops.stale_products("shop-a", at(0)) == []
+
+
 async def test_touch_confirms_without_a_new_state(shops: Store) -> None:
     """Touching products moves their last_seen and their current run's, and nothing else."""
     await shops.ingest([sighting("p1", "1.00", at(0)), sighting("p2", "2.00", at(0))])

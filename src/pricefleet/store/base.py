@@ -115,6 +115,13 @@ class Store(ABC):
     async def fetch_states(self, site_id: str, urls: Sequence[str]) -> dict[str, FetchState]:
         """The remembered fetch state of those URLs that have one, by URL."""
 
+    @abstractmethod
+    async def stale_products(
+        self, site_id: str, seen_before: datetime, limit: int = 10_000
+    ) -> list[tuple[str, str]]:
+        """(id, url) of the site's products last seen before `seen_before`, least recently
+        seen first: what the scheduler's freshness rule refreshes."""
+
     # --- reads ----------------------------------------------------------------------------
 
     @abstractmethod

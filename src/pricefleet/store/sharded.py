@@ -132,6 +132,11 @@ class ShardedStore(Store):
     async def fetch_states(self, site_id: str, urls: Sequence[str]) -> dict[str, FetchState]:
         return await self.shard(site_id).fetch_states(site_id, urls)
 
+    async def stale_products(
+        self, site_id: str, seen_before: datetime, limit: int = 10_000
+    ) -> list[tuple[str, str]]:
+        return await self.shard(site_id).stale_products(site_id, seen_before, limit)
+
     # --- reads ----------------------------------------------------------------------------
 
     async def get_product(

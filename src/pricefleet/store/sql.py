@@ -249,6 +249,23 @@ class SqlStore(Store):
             )
         return int(result.rowcount or 0)
 
+    async def stale_products(
+        self, site_id: str, seen_before: datetime, limit: int = 10_000
+    ) -> list[tuple[str, str]]:
+        """Products of the site not seen since `seen_before`, least recently seen first.
+
+        A scan of the site's products (there is no index on last_seen: every sighting moves
+        it, see migration 0002); the scheduler asks every few minutes, not per request."""
+        prod = products.c
+        query = (
+            select(prod.id, prod.url)
+            .where(prod.site_id == site_id, prod.last_seen < seen_before)
+            .order_by(prod.last_seen, prod.id)
+            .limit(limit)
+        )
+        async with self._read() as conn:
+            return [(row.id, row.url) for row in await conn.execute(query)]
+
     async def fetch_states(self, site_id: str, urls: Sequence[str]) -> dict[str, FetchState]:
         """The remembered fetch state of those URLs that have one, by URL."""
         if not urls:
