@@ -4,7 +4,8 @@ Owns the order of trust and the merge: JSON-LD first, then microdata, then OpenG
 (RDFa, microformats) only when none of those names a product; what the page visibly shows
 (price, struck-through regular price, stock line) only for what structured data leaves out.
 A size comes from the structured data or else from the product's name; the unit price is ours,
-computed from price and size. A page without a priced product raises `PageError`.
+computed from price and size. A page without a priced product raises `PageError`, and so
+does one nested too deep to parse safely (checked before parsing: `nesting.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from selectolax.lexbor import LexborHTMLParser
 
 from pricefleet.extract import fallback, jsonld, microdata, opengraph, visible
+from pricefleet.extract.nesting import check_nesting
 from pricefleet.extract.record import Extracted, Found, PageError
 from pricefleet.extract.schema import absolute_url
 from pricefleet.extract.units import parse_size, unit_price
@@ -156,6 +158,7 @@ def extract_product(body: bytes | str, url: str, *, encoding: str | None = None)
     """
     if not body or body.isspace():
         raise PageError("empty", url=url)
+    check_nesting(body, url)
     tree = parse_page(body, encoding)
     head = _scan(tree, url)
     page_urls = [url, head.canonical] if head.canonical else [url]

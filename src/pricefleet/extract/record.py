@@ -24,12 +24,14 @@ _HINTS = {
     "JavaScript (use the browser fetcher) or hide it; a recipe can name the element",
     "malformed-jsonld": "the page's JSON-LD could not be read even leniently and nothing "
     "else on the page names a product: a recipe can read the visible page instead",
+    "too-deep": "the page nests elements deeper than 512, which no real page does and which "
+    "would take the parser minutes: it was refused unparsed; check what the shop serves there",
 }
 
 
 class PageError(ExtractError):
     """A page that yields no product. `reason` is a short code: 'empty', 'no-product',
-    'no-price' or 'malformed-jsonld'; `url` is the page's URL."""
+    'no-price', 'malformed-jsonld' or 'too-deep'; `url` is the page's URL."""
 
     def __init__(self, reason: str, *, url: str, detail: str = "") -> None:
         hint = _HINTS.get(reason, "")
