@@ -140,9 +140,9 @@ def test_crawl_one_site_from_a_recipe_file(tmp_path: Path, demo: DemoServer) -> 
 
 def test_commands_of_later_issues_say_so() -> None:
     """A command not built yet exits 2 and says which issue builds it."""
-    result = _run("worker")
+    result = _run("api")
     assert result.returncode == 2
-    assert "issue #5" in result.stderr
+    assert "issue #6" in result.stderr
 
 
 def test_truth_writes_every_product_as_json_lines() -> None:

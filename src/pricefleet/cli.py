@@ -7,7 +7,7 @@ import contextlib
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -31,6 +31,10 @@ demo_app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo-shop")
+jobs_app = typer.Typer(
+    help="The job queue: figures, dead letters, pause and resume.", no_args_is_help=True
+)
+app.add_typer(jobs_app, name="jobs")
 
 console = Console(stderr=True)
 
@@ -51,10 +55,35 @@ def config() -> None:
     typer.echo(f"database = {settings.effective_database_url}")
 
 
-@app.command()
-def run() -> None:
-    """Embedded profile: API, scheduler and workers in one supervised process tree."""
-    _not_yet("run", 5)
+def _sites(value: str | None) -> tuple[str, ...] | None:
+    return tuple(part.strip() for part in value.split(",") if part.strip()) if value else None
+
+
+def _rule(min_workers: int, max_workers: int, up_depth: int, down_depth: int, idle: float) -> Any:
+    from pricefleet.workers.autoscale import ScalingRule
+
+    return ScalingRule(
+        min_workers=min_workers,
+        max_workers=max_workers,
+        scale_up_depth=up_depth,
+        scale_down_depth=min(down_depth, up_depth),
+        idle_seconds=idle,
+    )
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run(
+    ctx: typer.Context,
+    min_workers: Annotated[int, typer.Option(min=0)] = 1,
+    max_workers: Annotated[int, typer.Option(min=1)] = 2,
+    tick: Annotated[float, typer.Option(min=1, help="Scheduler tick, seconds.")] = 30.0,
+) -> None:
+    """Embedded profile: migrate, then the scheduler and autoscaled workers, supervised, until
+    Ctrl-C. Extra options go to each worker (e.g. --concurrency 16)."""
+    from pricefleet.workers.main import run_embedded
+
+    rule = _rule(min_workers, max_workers, 1_000, 100, 300.0)
+    asyncio.run(run_embedded(Settings(), rule, ctx.args, tick=tick))
 
 
 @app.command()
@@ -64,21 +93,69 @@ def api() -> None:
 
 
 @app.command()
-def worker() -> None:
-    """Run a crawl worker: lease jobs, fetch, extract, store."""
-    _not_yet("worker", 5)
+def worker(
+    sites: Annotated[str | None, typer.Option(help="Only these sites (comma-separated).")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=4096, help="Jobs at once.")] = 32,
+    batch: Annotated[int, typer.Option(min=1, max=1000, help="Jobs per lease.")] = 32,
+    visibility: Annotated[float, typer.Option(min=1, help="Lease seconds.")] = 60.0,
+    grace: Annotated[float, typer.Option(min=0, help="Drain seconds on SIGTERM.")] = 120.0,
+    burst: Annotated[bool, typer.Option(help="Drain the queue, then exit.")] = False,
+) -> None:
+    """Run a crawl worker: lease jobs, fetch, extract, store; SIGTERM drains it."""
+    from pricefleet.workers.main import run_worker
+    from pricefleet.workers.worker import WorkerOptions
+
+    options = WorkerOptions(
+        concurrency=concurrency,
+        batch=min(batch, concurrency),
+        visibility=visibility,
+        grace=grace,
+        sites=_sites(sites),
+        burst=burst,
+    )
+    report = asyncio.run(run_worker(Settings(), options))
+    console.print(
+        f"worker: leased {report.leased}, acked {report.acked}, failed {report.failed}, "
+        f"released {report.released}"
+    )
 
 
 @app.command()
-def scheduler() -> None:
-    """Enqueue crawls of sites as their schedules fall due."""
-    _not_yet("scheduler", 5)
+def scheduler(
+    tick: Annotated[float, typer.Option(min=1, help="Seconds between ticks.")] = 30.0,
+    once: Annotated[bool, typer.Option(help="One tick, then exit.")] = False,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve queue metrics for Prometheus on this port.")
+    ] = None,
+) -> None:
+    """Enqueue crawls as sites fall due, refresh stale products, export queue metrics."""
+    from pricefleet.workers.main import run_scheduler
+
+    asyncio.run(run_scheduler(Settings(), tick=tick, once=once, metrics_port=metrics_port))
 
 
-@app.command()
-def autoscale() -> None:
-    """Grow and shrink the local worker pool from queue depth."""
-    _not_yet("autoscale", 5)
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def autoscale(
+    ctx: typer.Context,
+    min_workers: Annotated[int, typer.Option(min=0)] = 1,
+    max_workers: Annotated[int, typer.Option(min=1)] = 4,
+    up_depth: Annotated[
+        int, typer.Option(min=1, help="Scale up past this many ready jobs.")
+    ] = 1000,
+    down_depth: Annotated[int, typer.Option(min=0, help="Idle below this many.")] = 100,
+    idle: Annotated[float, typer.Option(min=0, help="Idle seconds before scaling down.")] = 300.0,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between decisions.")] = 5.0,
+    metrics_port: Annotated[int | None, typer.Option(help="Prometheus metrics port.")] = None,
+) -> None:
+    """Grow and shrink local worker processes from queue depth. Extra options go to each
+    worker (e.g. --sites demo-jsonld --concurrency 16)."""
+    from pricefleet.workers.main import run_autoscale
+
+    rule = _rule(min_workers, max_workers, up_depth, down_depth, idle)
+    settings = Settings()
+    asyncio.run(
+        run_autoscale(settings, rule, ctx.args, interval=interval, metrics_port=metrics_port)
+    )
 
 
 @app.command()
@@ -450,6 +527,76 @@ def demo_export(
     console.print(
         f"{shop} written to {directory}; serve it with: nginx -p {directory} -c nginx.conf"
     )
+
+
+def _with_queue(work: Any) -> Any:
+    from pricefleet.queue import JobQueue
+
+    settings = Settings()
+
+    async def run() -> Any:
+        queue = JobQueue.from_url(settings.effective_queue_url, prefix=settings.queue_prefix)
+        try:
+            return await work(queue)
+        finally:
+            await queue.close()
+
+    return asyncio.run(run())
+
+
+@jobs_app.command("stats")
+def jobs_stats() -> None:
+    """Per-site queue figures."""
+    from rich.table import Table
+
+    stats = _with_queue(lambda queue: queue.stats())
+    table = Table("site", "ready", "delayed", "leased", "dead", "done", "oldest s", "paused")
+    for site, s in stats.items():
+        table.add_row(
+            site,
+            str(s.queued),
+            str(s.delayed),
+            str(s.leased),
+            str(s.dead),
+            str(s.done),
+            f"{s.oldest_age:.0f}",
+            "yes" if s.paused else "",
+        )
+    Console().print(table)
+
+
+@jobs_app.command("dead")
+def jobs_dead(
+    site: Annotated[str, typer.Argument(help="Site id.")],
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+) -> None:
+    """The site's dead jobs with their last error."""
+    for lease, error in _with_queue(lambda queue: queue.dead(site, limit)):
+        typer.echo(f"{lease.kind.value}\t{lease.url}\t{lease.attempts} attempts\t{error}")
+
+
+@jobs_app.command("replay")
+def jobs_replay(
+    site: Annotated[str, typer.Argument(help="Site id.")],
+    key: Annotated[list[str] | None, typer.Option(help="Only these job keys.")] = None,
+) -> None:
+    """Queue the site's dead jobs again with fresh attempts."""
+    count = _with_queue(lambda queue: queue.replay(site, key or None))
+    console.print(f"{count} dead jobs of {site} queued again")
+
+
+@jobs_app.command("pause")
+def jobs_pause(site: Annotated[str, typer.Argument(help="Site id.")]) -> None:
+    """Stop leasing the site's jobs."""
+    _with_queue(lambda queue: queue.pause(site))
+    console.print(f"{site} paused")
+
+
+@jobs_app.command("resume")
+def jobs_resume(site: Annotated[str, typer.Argument(help="Site id.")]) -> None:
+    """Lease the site's jobs again."""
+    _with_queue(lambda queue: queue.resume(site))
+    console.print(f"{site} resumed")
 
 
 def main() -> None:

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     #: Several PostgreSQL databases, sites spread over them: `name=postgresql://…,name=…`.
     database_shards: Annotated[tuple[str, ...], NoDecode] = ()
     redis_url: str | None = None
+    #: Namespace of the queue's keys (Redis) or tables (SQLite), for sharing a server.
+    queue_prefix: str = Field(default="pf", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,30}$")
     recipes_dir: Path = Path("recipes")
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
@@ -107,3 +109,10 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'pricefleet.db').resolve()}"
+
+    @property
+    def effective_queue_url(self) -> str:
+        """The job queue: Redis in the cluster profile, else a SQLite file in `data_dir`."""
+        if self.redis_url is not None:
+            return self.redis_url
+        return f"sqlite:///{(self.data_dir / 'queue.db').resolve()}"

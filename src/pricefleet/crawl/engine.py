@@ -15,7 +15,8 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,7 @@ from pricefleet.crawl.record import product_id, sighting
 from pricefleet.crawl.urls import canonical, links, same_site, sitemap_locations
 from pricefleet.errors import ExtractError, FetchError, PricefleetError
 from pricefleet.extract import Extracted, extract_product
+from pricefleet.extract.nesting import check_nesting
 from pricefleet.extract.recipe import _jmes, extract_css, extract_json
 from pricefleet.fetch import Response
 from pricefleet.models import JobKind, Site
@@ -34,11 +36,15 @@ from pricefleet.sites.schema import Recipe
 from pricefleet.store.base import Store
 from pricefleet.store.records import FetchState, Sighting
 
-__all__ = ["CrawlReport", "Failure", "SiteCrawl"]
+__all__ = ["CrawlReport", "Failure", "SiteCrawl", "start_urls"]
 
 log = logging.getLogger(__name__)
 
 Fetch = Callable[[str, str | None, str | None, bool], Awaitable[Response]]
+#: Where discovered URLs go instead of this process's own frontier: (kind, urls, run).
+Discovered = Callable[[JobKind, Sequence[str], str], Awaitable[None]]
+#: The run (one crawl of the site) the job being processed belongs to; per asyncio task.
+_current_run: ContextVar[str] = ContextVar("pricefleet_crawl_run", default="")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +89,20 @@ class CrawlReport:
         return (self.products + self.not_modified + self.unchanged) / max(self.seconds, 1e-9)
 
 
+def start_urls(recipe: Recipe) -> list[tuple[JobKind, list[str]]]:
+    """Where a crawl of the site starts: its sitemaps, listing seeds and API start URLs."""
+    discovery = recipe.discovery
+    jobs: list[tuple[JobKind, list[str]]] = []
+    if discovery.sitemap is not None:
+        default = [recipe.base_url.rstrip("/") + "/sitemap.xml"]
+        jobs.append((JobKind.SITEMAP, list(discovery.sitemap.urls or default)))
+    if discovery.links is not None:
+        jobs.append((JobKind.LISTING, list(recipe.seeds)))
+    if discovery.api is not None:
+        jobs.append((JobKind.API, list(discovery.api.start)))
+    return jobs
+
+
 class SiteCrawl:
     """A crawl of one site; `await run()` returns its report."""
 
@@ -95,8 +115,10 @@ class SiteCrawl:
         tasks: int | None = None,
         batch_size: int = 250,
         on_progress: Callable[[CrawlReport], None] | None = None,
+        discovered: Discovered | None = None,
     ) -> None:
         self.recipe = recipe
+        self._discovered = discovered
         self.store = store
         self._fetch = fetch
         self.tasks = tasks or max(4, recipe.politeness.max_concurrency * 2)
@@ -119,14 +141,8 @@ class SiteCrawl:
         await self.store.upsert_sites(
             [Site(recipe.id, recipe.name, recipe.base_url, recipe.region, recipe.model_dump())]
         )
-        discovery = recipe.discovery
-        if discovery.sitemap is not None:
-            for url in discovery.sitemap.urls or [recipe.base_url.rstrip("/") + "/sitemap.xml"]:
-                await self._enqueue(JobKind.SITEMAP, [url])
-        if discovery.links is not None:
-            await self._enqueue(JobKind.LISTING, recipe.seeds)
-        if discovery.api is not None:
-            await self._enqueue(JobKind.API, discovery.api.start)
+        for kind, urls in start_urls(recipe):
+            await self._enqueue(kind, urls)
         workers = [asyncio.create_task(self._work()) for _ in range(self.tasks)]
         try:
             await self._queue.join()
@@ -140,7 +156,28 @@ class SiteCrawl:
         self.report.finished = time.monotonic()
         return self.report
 
+    async def process(self, kind: JobKind, url: str, *, run: str = "") -> None:
+        """Run one job of this site (a queue worker's entry point): fetch, discover, extract;
+        what it finds is buffered until `flush`, what it discovers goes to `discovered` as
+        jobs of `run`. Raises what the job failed with."""
+        token = _current_run.set(run)
+        try:
+            known = None
+            if kind in (JobKind.PRODUCT, JobKind.DETAIL):
+                known = (await self.store.fetch_states(self.recipe.id, [url])).get(url)
+            await self._run_job(Job(kind, url, known))
+        finally:
+            _current_run.reset(token)
+
+    async def flush(self) -> None:
+        """Write everything buffered (sightings, confirmations, fetch states) now."""
+        await self._flush(force=True)
+
     async def _enqueue(self, kind: JobKind, urls: list[str]) -> None:
+        if self._discovered is not None:
+            if urls:
+                await self._discovered(kind, urls, _current_run.get())
+            return
         fresh = []
         for url in urls:
             key = canonical(url)
@@ -228,6 +265,7 @@ class SiteCrawl:
     async def _listing(self, job: Job, response: Response) -> None:
         found = self.recipe.discovery.links
         assert found is not None
+        check_nesting(response.body, response.url)
         tree = LexborHTMLParser(response.body)
         keep = [u for u in links(tree, found.products, response.url) if same_site(u, self._bases)]
         await self._enqueue(JobKind.PRODUCT, keep)
@@ -273,6 +311,7 @@ class SiteCrawl:
     async def _product(self, job: Job, response: Response) -> None:
         extraction = self.recipe.extraction
         if extraction.mode == "css":
+            check_nesting(response.body, response.url)
             extracted = extract_css(
                 LexborHTMLParser(response.text()),
                 response.url,
@@ -281,7 +320,11 @@ class SiteCrawl:
                 decimal_separator=extraction.decimal_separator,
             )
         else:
-            extracted = extract_product(response.text(), response.url)
+            utf8 = response.utf8_body()
+            if utf8 is not None:
+                extracted = extract_product(utf8, response.url, encoding="utf-8")
+            else:
+                extracted = extract_product(response.text(), response.url)
         await self._keep(extracted, response)
 
     async def _keep(self, extracted: Extracted, response: Response) -> None:
@@ -296,9 +339,12 @@ class SiteCrawl:
         self, url: str, response: Response, pid: str | None, known: FetchState | None
     ) -> None:
         headers = response.headers
+        # A job's URL is already canonical (and in _seen): canonicalising it again costs
+        # w3lib's full parse for nothing.
+        key = url if url in self._seen else canonical(url)
         self._states.append(
             FetchState(
-                url=canonical(url),
+                url=key,
                 etag=headers.get("ETag") or (known.etag if known else None),
                 last_modified=headers.get("Last-Modified")
                 or (known.last_modified if known else None),

@@ -1,0 +1,307 @@
+"""`pricefleet worker`: lease crawl jobs from the queue, run them, store, acknowledge.
+
+One process: one HTTP session, one `SiteCrawl` per site (the same job handlers as an
+in-process crawl), up to `concurrency` jobs at once, leased in batches. Discovered URLs go back
+to the queue as jobs of the same run (the queue's per-run dedup is the crawl's frontier).
+
+At-least-once: a job is acknowledged only after what it found has been written to the store
+(sightings are flushed in batches, then that batch's leases are acked), so a worker killed at
+any instant loses nothing; the store's idempotent ingest makes the replay harmless. Leases are
+kept alive by a heartbeat while their job runs.
+
+Failures: a job that raises is failed with its error (retried with backoff, dead after its
+attempts); a 429 or 5xx that outlasted the fetcher's retries also holds the site for its
+`Retry-After`; an open circuit breaker holds the site and gives the job back untried.
+
+Shutdown (SIGTERM, spot-safe): stop leasing, let in-flight jobs finish within `grace`
+seconds, flush and ack them, release what is still running, exit 0. `burst` drains the queue of
+the worker's sites and exits (Kubernetes Job mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pricefleet.crawl.engine import SiteCrawl
+from pricefleet.crawl.runner import policy_of
+from pricefleet.crawl.urls import canonical
+from pricefleet.errors import CircuitOpen, PricefleetError, RetryLater
+from pricefleet.fetch import BrowserFetcher, Fetcher, Response
+from pricefleet.models import JobKind, Site
+from pricefleet.queue import JobQueue, Lease, NewJob, SiteLimits
+from pricefleet.queue.limiter import QueueLimiter, prepaid
+from pricefleet.sites.schema import Recipe
+from pricefleet.store.base import Store
+
+__all__ = ["Worker", "WorkerOptions", "WorkerReport"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """How a worker runs."""
+
+    concurrency: int = 32
+    #: Most jobs leased in one call.
+    batch: int = 32
+    visibility: float = 60.0
+    #: Seconds in-flight jobs get to finish after SIGTERM.
+    grace: float = 120.0
+    sites: tuple[str, ...] | None = None
+    #: Drain the queue and exit.
+    burst: bool = False
+    #: Longest wait between leases while the queue gives nothing.
+    idle_poll: float = 1.0
+    #: Seconds between flushes of stored work (and acks of its jobs).
+    flush_every: float = 0.5
+
+
+@dataclass(slots=True)
+class WorkerReport:
+    """What a worker did."""
+
+    leased: int = 0
+    acked: int = 0
+    failed: int = 0
+    released: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class Worker:
+    """A crawl worker over a queue and a store; `await run()` until stopped or drained."""
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        store: Store,
+        recipes: Mapping[str, Recipe],
+        options: WorkerOptions | None = None,
+    ) -> None:
+        self.queue = queue
+        self.store = store
+        self.recipes = dict(recipes)
+        self.options = options or WorkerOptions()
+        self.report = WorkerReport()
+        self._stopping = asyncio.Event()
+        self._inflight: dict[str, Lease] = {}  # token -> lease
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._finished: dict[str, list[Lease]] = {}  # site -> leases whose work is buffered
+        self._crawls: dict[str, SiteCrawl] = {}
+        self._fetcher: Fetcher | None = None
+        self._browser: BrowserFetcher | None = None
+        self._flush_lock = asyncio.Lock()
+
+    def stop(self) -> None:
+        """Stop leasing; in-flight jobs finish (up to the grace period)."""
+        self._stopping.set()
+
+    # --- the run ----------------------------------------------------------------------------
+
+    async def run(self) -> WorkerReport:
+        """Work until `stop()` (or SIGTERM/SIGINT when installed), or until drained in burst
+        mode."""
+        await self._set_limits()
+        self._fetcher = Fetcher(limiter=QueueLimiter(self.queue))
+        if any(r.fetch.mode == "browser" for r in self.recipes.values()):
+            self._browser = BrowserFetcher(self._fetcher)
+        keeper = asyncio.create_task(self._keep_alive())
+        try:
+            await self._lease_loop()
+            await self._drain()
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            if self._browser is not None:
+                await self._browser.close()
+            await self._fetcher.close()
+        return self.report
+
+    def install_signals(self) -> None:
+        """SIGTERM and SIGINT stop leasing and drain (spot instances, Ctrl-C)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+
+    async def _set_limits(self) -> None:
+        """Register the sites in the store and give the queue their pacing."""
+        mine = [
+            r for r in self.recipes.values() if not self.options.sites or r.id in self.options.sites
+        ]
+        await self.store.upsert_sites(
+            [Site(r.id, r.name, r.base_url, r.region, r.model_dump()) for r in mine]
+        )
+        for recipe in mine:
+            polite = recipe.politeness
+            limits = SiteLimits(
+                rate=polite.requests_per_second,
+                burst=polite.burst,
+                concurrency=polite.max_concurrency,
+            )
+            await self.queue.set_limits(recipe.id, limits)
+
+    async def _lease_loop(self) -> None:
+        options = self.options
+        sites = list(options.sites) if options.sites else None
+        idle = 0.05
+        while not self._stopping.is_set():
+            free = options.concurrency - len(self._tasks)
+            leases = (
+                await self.queue.lease(
+                    min(free, options.batch), sites=sites, visibility=options.visibility
+                )
+                if free > 0
+                else []
+            )
+            for lease in leases:
+                self._start(lease)
+            if leases:
+                idle = 0.05
+                continue
+            if options.burst and not self._tasks and await self._drained(sites):
+                return
+            # Nothing leasable (empty, paced or full): wait for a job to end or a short while.
+            stop = asyncio.ensure_future(self._stopping.wait())
+            waiters: set[asyncio.Future[Any]] = {stop}
+            if free <= 0:
+                waiters |= set(self._tasks)
+            await asyncio.wait(waiters, timeout=idle, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            idle = min(options.idle_poll, idle * 2)
+
+    async def _drained(self, sites: list[str] | None) -> bool:
+        """Burst mode: nothing queued, delayed or leased on the worker's sites."""
+        await self._flush()
+        stats = await self.queue.stats(sites)
+        return all(s.depth == 0 or s.paused for s in stats.values())
+
+    def _start(self, lease: Lease) -> None:
+        self.report.leased += 1
+        self._inflight[lease.token] = lease
+        task = asyncio.create_task(self._job(lease))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self) -> None:
+        """After stop: give in-flight jobs the grace period, release the rest, flush, ack."""
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=self.options.grace)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._flush()
+        left = list(self._inflight.values())
+        if left:
+            self.report.released += await self.queue.release(left)
+            for lease in left:
+                self._inflight.pop(lease.token, None)
+
+    # --- one job ----------------------------------------------------------------------------
+
+    async def _job(self, lease: Lease) -> None:
+        recipe = self.recipes.get(lease.site_id)
+        try:
+            if recipe is None:
+                raise PricefleetError(f"no recipe for site {lease.site_id!r} on this worker")
+            crawl = self._crawl(recipe)
+            prepaid()  # the lease took this job's first rate slot
+            await crawl.process(lease.kind, lease.url, run=str(lease.payload.get("run", "")))
+        except asyncio.CancelledError:
+            return  # drained past the grace period: released by _drain
+        except CircuitOpen as exc:
+            await self.queue.hold(lease.site_id, max(1.0, exc.until - time.time()))
+            self._inflight.pop(lease.token, None)
+            self.report.released += await self.queue.release([lease])
+        except Exception as exc:
+            # Anything a job raises fails that job (retried, then dead), never the worker.
+            after = exc.after if isinstance(exc, RetryLater) else None
+            if after:
+                await self.queue.hold(lease.site_id, after)
+            self._inflight.pop(lease.token, None)
+            self.report.failed += 1
+            await self.queue.fail(lease, f"{type(exc).__name__}: {exc}"[:2_000], retry_after=after)
+            if not isinstance(exc, PricefleetError):
+                log.warning("job %s %s failed", lease.site_id, lease.url, exc_info=True)
+        else:
+            self._finished.setdefault(lease.site_id, []).append(lease)
+
+    def _crawl(self, recipe: Recipe) -> SiteCrawl:
+        crawl = self._crawls.get(recipe.id)
+        if crawl is None:
+            policy = policy_of(recipe)
+            fetcher, browser = self._fetcher, self._browser
+            assert fetcher is not None
+
+            async def fetch(
+                url: str, etag: str | None, last_modified: str | None, use_browser: bool
+            ) -> Response:
+                if use_browser and browser is not None:
+                    return await browser.fetch(url, policy, wait_for=recipe.fetch.wait_for)
+                return await fetcher.fetch(url, policy, etag=etag, last_modified=last_modified)
+
+            async def discovered(kind: JobKind, urls: Sequence[str], run: str) -> None:
+                jobs = []
+                for url in urls:
+                    key = canonical(url)
+                    jobs.append(NewJob(recipe.id, key, kind, key, run=run, payload={"run": run}))
+                await self.queue.enqueue(jobs)
+
+            crawl = SiteCrawl(recipe, self.store, fetch, discovered=discovered)
+            self._crawls[recipe.id] = crawl
+        return crawl
+
+    # --- bookkeeping ------------------------------------------------------------------------
+
+    async def _keep_alive(self) -> None:
+        """Heartbeat leases in flight; flush stored work and ack its jobs."""
+        beat_every = max(0.5, self.options.visibility / 3)
+        last_beat = time.monotonic()
+        while True:
+            await asyncio.sleep(self.options.flush_every)
+            try:
+                await self._flush()
+                if time.monotonic() - last_beat >= beat_every:
+                    last_beat = time.monotonic()
+                    await self._heartbeat()
+            except PricefleetError as exc:
+                log.warning("worker bookkeeping failed, will retry: %s", exc)
+
+    async def _heartbeat(self) -> None:
+        leases = list(self._inflight.values())
+        if not leases:
+            return
+        kept = await self.queue.heartbeat(leases, self.options.visibility)
+        held = {lease.token for lease in kept}
+        for lease in leases:
+            if lease.token not in held:
+                # Lost (expired and taken by another worker): its result will not be acked.
+                log.warning("lease lost: %s %s", lease.site_id, lease.url)
+                self._inflight.pop(lease.token, None)
+
+    async def _flush(self) -> None:
+        """Write buffered sightings, then ack the jobs that produced them."""
+        async with self._flush_lock:
+            finished, self._finished = self._finished, {}
+            for site_id, leases in finished.items():
+                try:
+                    await self._crawls[site_id].flush()
+                except BaseException:
+                    # Not stored: keep the jobs unacked (retried here, or by another worker
+                    # once their leases expire).
+                    self._finished.setdefault(site_id, []).extend(leases)
+                    raise
+                held = [lease for lease in leases if lease.token in self._inflight]
+                if held:
+                    self.report.acked += await self.queue.ack(held)
+                for lease in leases:
+                    self._inflight.pop(lease.token, None)
