@@ -28,12 +28,15 @@ from pricefleet.store.sql import SqlStore
 from pricefleet.workers.scheduler import Scheduler
 from pricefleet.workers.worker import Worker, WorkerOptions
 from tests.crawl.truth import RECIPES, assert_matches_truth, recipes_for
+from tests.demo.helpers import shops_like, truth_of
 from tests.queue.conftest import REDIS_URL, _drop_prefix
 from tests.servers import (
     DemoServer,
     create_database,
     drop_database,
+    free_port,
     pg_url,
+    require_program,
     require_server,
     start_demo,
 )
@@ -252,3 +255,188 @@ async def test_workers_killed_on_sqlite_lose_nothing(
     """Two workers on the embedded profile, SIGKILLed 20 times: the truth, once."""
     env = {"PRICEFLEET_DATA_DIR": str(tmp_path / "data")}
     await _crash_crawl(crash_shop, tmp_path, env, workers=2, kills=20)
+
+
+# --- politeness, drain and a Redis restart, with real worker processes -------------------------
+
+
+def _cluster_env(
+    tmp_path: Path, server: DemoServer, database: str, prefix: str, redis: str
+) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PRICEFLEET_DATABASE_URL": pg_url(database),
+        "PRICEFLEET_REDIS_URL": redis,
+        "PRICEFLEET_QUEUE_PREFIX": prefix,
+        "PRICEFLEET_DEMO_URL": server.url,
+        "PRICEFLEET_RECIPES_DIR": str(tmp_path / "recipes"),
+    }
+
+
+def _limited_recipe(tmp_path: Path, rate: float, concurrency: int) -> None:
+    folder = tmp_path / "recipes"
+    folder.mkdir(exist_ok=True)
+    recipe = yaml.safe_load((RECIPES / "demo-jsonld.yaml").read_text())
+    recipe["politeness"] = {"requests_per_second": rate, "max_concurrency": concurrency}
+    (folder / "demo-jsonld.yaml").write_text(yaml.safe_dump(recipe))
+
+
+async def _shop_stats(server: DemoServer) -> dict[str, object]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, http.get(f"{server.url}/_stats") as answer:
+        stats: dict[str, object] = (await answer.json())["shops"]["jsonld"]
+    return stats
+
+
+def _worker(env: dict[str, str], log: Path, *options: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "pricefleet", "worker", "--visibility", "5", *options]
+    with log.open("ab") as out:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=out)
+
+
+async def _wait_exit(process: subprocess.Popen[bytes], seconds: float) -> int | None:
+    try:
+        return await asyncio.to_thread(process.wait, seconds)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _redis_server(command: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL)
+
+
+@pytest.mark.timeout(600)
+async def test_four_workers_keep_one_sites_limits(tmp_path: Path) -> None:
+    """Four worker processes on one site limited to 20 requests/s and 4 at once: the shop never
+    sees more, and the crawl completes."""
+    require_server("127.0.0.1", 6379, "Redis")
+    server = start_demo("--products", "300", "--seed", str(SEED), "--day", str(DAY))
+    name = await create_database()
+    prefix = f"pftest-{secrets.token_hex(4)}"
+    _limited_recipe(tmp_path, rate=20, concurrency=4)
+    env = _cluster_env(tmp_path, server, name, prefix, REDIS_URL)
+    store = Store.from_url(pg_url(name))
+    queue = JobQueue.from_url(REDIS_URL, prefix=prefix)
+    log = tmp_path / "workers.log"
+    try:
+        await store.upgrade()
+        recipes = {r.id: r for r in recipes_for(server, ("jsonld",))}
+        await Scheduler(queue, store, recipes).tick()
+        workers = [_worker(env, log, "--burst", "--concurrency", "8") for _ in range(4)]
+        for process in workers:
+            assert await _wait_exit(process, 400) == 0, log.read_text()[-3000:]
+        await assert_matches_truth(store, server, "jsonld", 300, SEED, DAY)
+        seen = await _shop_stats(server)
+        assert seen["peak_requests_per_second"] <= 20, seen  # type: ignore[operator]
+        assert seen["peak_concurrency"] <= 4, seen  # type: ignore[operator]
+    finally:
+        await queue.close()
+        await store.close()
+        server.stop()
+        await _drop_prefix(prefix)
+        await drop_database(name)
+
+
+@pytest.mark.timeout(600)
+async def test_sigterm_drains_a_worker_process(small_shop: DemoServer, tmp_path: Path) -> None:
+    """SIGTERM mid-crawl: the process exits 0 within its grace period, holding no lease, and
+    what it acked is stored."""
+    _limited_recipe(tmp_path, rate=50, concurrency=8)
+    env = {
+        **os.environ,
+        "PRICEFLEET_DATA_DIR": str(tmp_path / "data"),
+        "PRICEFLEET_DEMO_URL": small_shop.url,
+        "PRICEFLEET_RECIPES_DIR": str(tmp_path / "recipes"),
+    }
+    store = Store.from_url(f"sqlite:///{tmp_path / 'data' / 'pricefleet.db'}")
+    queue = JobQueue.from_url(f"sqlite:///{tmp_path / 'data' / 'queue.db'}")
+    log = tmp_path / "worker.log"
+    try:
+        await store.upgrade()
+        recipes = {r.id: r for r in recipes_for(small_shop, ("jsonld",))}
+        await Scheduler(queue, store, recipes).tick()
+        process = _worker(env, log, "--grace", "20")
+        for _ in range(600):
+            if (await queue.stats())["demo-jsonld"].acked_total >= 30:
+                break
+            await asyncio.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        assert await _wait_exit(process, 25) == 0, log.read_text()[-3000:]
+        stats = (await queue.stats())["demo-jsonld"]
+        assert stats.leased == 0
+        assert stats.acked_total >= 30
+        assert stats.queued + stats.delayed > 0  # stopped mid-crawl
+    finally:
+        await queue.close()
+        await store.close()
+
+
+@pytest.mark.timeout(900)
+async def test_redis_restart_mid_crawl_is_reconciled(
+    small_shop: DemoServer, tmp_path: Path
+) -> None:
+    """Redis (no persistence) restarted mid-crawl: workers ride out the outage, the scheduler
+    starts the lost crawl again, and the store ends equal to the truth."""
+    binary = Path("/usr/bin/redis-server")
+    require_program(binary, "redis-server")
+    port = free_port()
+    command = [
+        str(binary),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    redis = _redis_server(command)
+    url = f"redis://127.0.0.1:{port}/0"
+    name = await create_database()
+    _limited_recipe(tmp_path, rate=40, concurrency=8)
+    env = _cluster_env(tmp_path, small_shop, name, "pf", url)
+    log = tmp_path / "workers.log"
+    store = Store.from_url(pg_url(name))
+    queue = JobQueue.from_url(url)
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        await asyncio.sleep(0.5)
+        await store.upgrade()
+        recipes = {r.id: r for r in recipes_for(small_shop, ("jsonld",))}
+        scheduler = Scheduler(queue, store, recipes, tick=1.0)
+        await scheduler.tick()
+        workers = [_worker(env, log, "--concurrency", "8") for _ in range(2)]
+        for _ in range(600):
+            if (await queue.stats())["demo-jsonld"].acked_total >= 40:
+                break
+            await asyncio.sleep(0.1)
+        redis.kill()
+        redis.wait()
+        await asyncio.sleep(2)
+        redis = _redis_server(command)
+        await asyncio.sleep(1)
+        assert await queue.stats() == {}  # everything was lost
+        ids = [t["id"] for t in truth_of(shops_like(300, SEED)["jsonld"], DAY, small_shop.url)]
+        deadline = time.monotonic() + 400
+        while True:
+            await scheduler.tick()  # reconciles: the crawl's mark is gone with the rest
+            stored = [await store.get_product("demo-jsonld", pid) for pid in ids]
+            if all(stored) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(1)
+        await assert_matches_truth(store, small_shop, "jsonld", 300, SEED, DAY)
+        for process in workers:
+            process.send_signal(signal.SIGTERM)
+        for process in workers:
+            assert await _wait_exit(process, 60) == 0, log.read_text()[-3000:]
+    finally:
+        for process in workers:
+            if process.poll() is None:
+                process.kill()
+        await queue.close()
+        await store.close()
+        redis.kill()
+        redis.wait()
+        await drop_database(name)

@@ -116,9 +116,13 @@ class SiteCrawl:
         batch_size: int = 250,
         on_progress: Callable[[CrawlReport], None] | None = None,
         discovered: Discovered | None = None,
+        autoflush: bool = True,
     ) -> None:
         self.recipe = recipe
         self._discovered = discovered
+        # A queue worker flushes itself, then acks: a write failing inside one job must not
+        # take other jobs' findings with it unnoticed.
+        self._autoflush = autoflush
         self.store = store
         self._fetch = fetch
         self.tasks = tasks or max(4, recipe.politeness.max_concurrency * 2)
@@ -356,6 +360,8 @@ class SiteCrawl:
         )
 
     async def _flush(self, force: bool = False) -> None:
+        if not force and not self._autoflush:
+            return
         pending = len(self._sightings) + len(self._touch) + len(self._states)
         if not pending or (not force and pending < self.batch_size):
             return

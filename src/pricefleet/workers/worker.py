@@ -32,7 +32,7 @@ from typing import Any
 from pricefleet.crawl.engine import SiteCrawl
 from pricefleet.crawl.runner import policy_of
 from pricefleet.crawl.urls import canonical
-from pricefleet.errors import CircuitOpen, PricefleetError, RetryLater
+from pricefleet.errors import CircuitOpen, PricefleetError, QueueError, RetryLater
 from pricefleet.fetch import BrowserFetcher, Fetcher, Response
 from pricefleet.models import JobKind, Site
 from pricefleet.queue import JobQueue, Lease, NewJob, SiteLimits
@@ -43,6 +43,9 @@ from pricefleet.store.base import Store
 __all__ = ["Worker", "WorkerOptions", "WorkerReport"]
 
 log = logging.getLogger(__name__)
+
+#: Longest wait between lease attempts while the queue is unreachable.
+MAX_OUTAGE_WAIT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,22 +155,36 @@ class Worker:
         options = self.options
         sites = list(options.sites) if options.sites else None
         idle = 0.05
+        outage = 0.0
         while not self._stopping.is_set():
             free = options.concurrency - len(self._tasks)
-            leases = (
-                await self.queue.lease(
-                    min(free, options.batch), sites=sites, visibility=options.visibility
+            try:
+                leases = (
+                    await self.queue.lease(
+                        min(free, options.batch), sites=sites, visibility=options.visibility
+                    )
+                    if free > 0
+                    else []
                 )
-                if free > 0
-                else []
-            )
+            except QueueError as exc:
+                # The queue is down (Redis restarting): keep the jobs in hand, retry with backoff.
+                outage = min(MAX_OUTAGE_WAIT, max(0.2, outage * 2))
+                log.warning("queue unreachable, retrying in %.1f s: %s", outage, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), outage)
+                continue
+            outage = 0.0
             for lease in leases:
                 self._start(lease)
             if leases:
                 idle = 0.05
                 continue
-            if options.burst and not self._tasks and await self._drained(sites):
-                return
+            if options.burst and not self._tasks:
+                try:
+                    if await self._drained(sites):
+                        return
+                except QueueError:
+                    continue
             # Nothing leasable (empty, paced or full): wait for a job to end or a short while.
             stop = asyncio.ensure_future(self._stopping.wait())
             waiters: set[asyncio.Future[Any]] = {stop}
@@ -199,10 +216,16 @@ class Worker:
             for task in pending:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        await self._flush()
+        try:
+            await self._flush()
+        except PricefleetError as exc:
+            log.warning("last flush failed (its jobs will run again): %s", exc)
         left = list(self._inflight.values())
         if left:
-            self.report.released += await self.queue.release(left)
+            try:
+                self.report.released += await self.queue.release(left)
+            except QueueError:
+                log.warning("could not release %d jobs; their leases will expire", len(left))
             for lease in left:
                 self._inflight.pop(lease.token, None)
 
@@ -218,20 +241,28 @@ class Worker:
             await crawl.process(lease.kind, lease.url, run=str(lease.payload.get("run", "")))
         except asyncio.CancelledError:
             return  # drained past the grace period: released by _drain
+        except QueueError:
+            # The queue is unreachable (or refused): the lease expires and the job runs again.
+            log.warning("job %s %s: queue error", lease.site_id, lease.url, exc_info=True)
+            self._inflight.pop(lease.token, None)
         except CircuitOpen as exc:
             await self.queue.hold(lease.site_id, max(1.0, exc.until - time.time()))
             self._inflight.pop(lease.token, None)
             self.report.released += await self.queue.release([lease])
         except Exception as exc:
             # Anything a job raises fails that job (retried, then dead), never the worker.
-            after = exc.after if isinstance(exc, RetryLater) else None
-            if after:
-                await self.queue.hold(lease.site_id, after)
-            self._inflight.pop(lease.token, None)
-            self.report.failed += 1
-            await self.queue.fail(lease, f"{type(exc).__name__}: {exc}"[:2_000], retry_after=after)
             if not isinstance(exc, PricefleetError):
                 log.warning("job %s %s failed", lease.site_id, lease.url, exc_info=True)
+            self._inflight.pop(lease.token, None)
+            self.report.failed += 1
+            after = exc.after if isinstance(exc, RetryLater) else None
+            try:
+                if after:
+                    await self.queue.hold(lease.site_id, after)
+                error = f"{type(exc).__name__}: {exc}"[:2_000]
+                await self.queue.fail(lease, error, retry_after=after)
+            except QueueError:
+                log.warning("could not record the failure of %s; its lease will expire", lease.url)
         else:
             self._finished.setdefault(lease.site_id, []).append(lease)
 
@@ -256,7 +287,7 @@ class Worker:
                     jobs.append(NewJob(recipe.id, key, kind, key, run=run, payload={"run": run}))
                 await self.queue.enqueue(jobs)
 
-            crawl = SiteCrawl(recipe, self.store, fetch, discovered=discovered)
+            crawl = SiteCrawl(recipe, self.store, fetch, discovered=discovered, autoflush=False)
             self._crawls[recipe.id] = crawl
         return crawl
 
@@ -292,16 +323,30 @@ class Worker:
         """Write buffered sightings, then ack the jobs that produced them."""
         async with self._flush_lock:
             finished, self._finished = self._finished, {}
-            for site_id, leases in finished.items():
+            sites = list(finished)
+            for position, site_id in enumerate(sites):
+                leases = finished[site_id]
                 try:
                     await self._crawls[site_id].flush()
                 except BaseException:
-                    # Not stored: keep the jobs unacked (retried here, or by another worker
-                    # once their leases expire).
-                    self._finished.setdefault(site_id, []).extend(leases)
+                    # Not stored (the buffer went with the failed write), and the buffer held
+                    # what running jobs of the site had found too: none of the site's jobs in
+                    # hand may be acked now. Their leases lapse and they run again. The other
+                    # sites' jobs wait for the next flush.
+                    for token, lease in list(self._inflight.items()):
+                        if lease.site_id == site_id:
+                            del self._inflight[token]
+                    for later in sites[position + 1 :]:
+                        self._finished.setdefault(later, []).extend(finished[later])
                     raise
                 held = [lease for lease in leases if lease.token in self._inflight]
-                if held:
-                    self.report.acked += await self.queue.ack(held)
+                try:
+                    if held:
+                        self.report.acked += await self.queue.ack(held)
+                except BaseException:
+                    # Stored but not acked: ack at the next flush (leases kept alive meanwhile).
+                    for later in sites[position:]:
+                        self._finished.setdefault(later, []).extend(finished[later])
+                    raise
                 for lease in leases:
                     self._inflight.pop(lease.token, None)
