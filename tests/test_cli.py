@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import asyncpg
@@ -37,6 +40,7 @@ COMMANDS = (
     "sites",
     "db",
     "demo-shop",
+    "jobs",
 )
 
 
@@ -179,3 +183,45 @@ def test_config_shows_profile_and_rejects_half_a_cluster() -> None:
     result = _run("config", env={"PRICEFLEET_DATABASE_URL": "postgresql://localhost/pf"})
     assert result.returncode == 2
     assert "PRICEFLEET_REDIS_URL" in result.stderr
+
+
+def test_run_crawls_on_schedule_and_stops_on_sigterm(tmp_path: Path, demo: DemoServer) -> None:
+    """`pricefleet run` migrates, schedules the recipes' crawls, runs workers that store them,
+    and stops cleanly (workers drained) on SIGTERM; `jobs stats` shows the queue after."""
+    recipes = tmp_path / "recipes"
+    recipes.mkdir()
+    recipe = (RECIPES / "demo-plain.yaml").read_text()
+    (recipes / "demo-plain.yaml").write_text(
+        recipe.replace("${PRICEFLEET_DEMO_URL:-http://127.0.0.1:8100}", demo.url)
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PRICEFLEET_")}
+    env = {
+        **base,
+        "PRICEFLEET_DATA_DIR": str(tmp_path / "data"),
+        "PRICEFLEET_RECIPES_DIR": str(recipes),
+    }
+    command = [sys.executable, "-m", "pricefleet", "run", "--max-workers", "1", "--tick", "1"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        database = tmp_path / "data" / "pricefleet.db"
+        stored = 0
+        for _ in range(1200):
+            if database.exists():
+                with (
+                    contextlib.closing(sqlite3.connect(database)) as db,
+                    contextlib.suppress(sqlite3.OperationalError),
+                ):
+                    stored = db.execute("SELECT count(*) FROM products").fetchone()[0]
+            if stored >= 10:
+                break
+            time.sleep(0.1)
+        assert stored >= 10
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+        assert process.returncode == 0, output.decode()[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    stats = _run("jobs", "stats", env={"PRICEFLEET_DATA_DIR": str(tmp_path / "data")})
+    assert stats.returncode == 0, stats.stderr
+    assert "demo-plain" in stats.stdout

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sys
 from pathlib import Path
@@ -204,16 +203,11 @@ def demo(
         bool, typer.Option(help="Stop the shops once the crawl is done (for scripts).")
     ] = False,
 ) -> None:
-    """Start the demo shops, crawl all five into the embedded store, show a summary, keep
-    serving until Ctrl-C."""
-    from pricefleet.crawl.session import (
-        crawl_with_progress,
-        demo_env,
-        start_demo_shops,
-        summary_table,
-    )
+    """Start the demo shops and the embedded fleet (scheduler, worker processes): crawl all
+    five shops into the embedded store, show a summary, keep serving until Ctrl-C."""
+    from pricefleet.crawl.session import demo_env, start_demo_shops
     from pricefleet.sites import load_recipes
-    from pricefleet.store import Store
+    from pricefleet.workers.demo import run_demo_fleet
 
     settings = Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -223,19 +217,16 @@ def demo(
         recipes = [
             r for k, r in load_recipes(settings.recipes_dir).items() if k.startswith("demo-")
         ]
-        store = Store.from_settings(settings)
-
-        async def run() -> None:
-            async with store:
-                reports = await crawl_with_progress(recipes, store, console)
-            console.print(summary_table(reports))
-
-        asyncio.run(run())
-        if exit_after_crawl:
-            return
-        console.print(f"demo shops at http://127.0.0.1:{port}/ — Ctrl-C to stop")
-        with contextlib.suppress(KeyboardInterrupt):
-            shops.wait()
+        console.print(f"demo shops at http://127.0.0.1:{port}/")
+        asyncio.run(
+            run_demo_fleet(
+                settings,
+                recipes,
+                console,
+                workers=max(1, settings.workers),
+                exit_after_crawl=exit_after_crawl,
+            )
+        )
     finally:
         if shops.poll() is None:
             shops.send_signal(signal.SIGINT)

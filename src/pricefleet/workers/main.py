@@ -23,7 +23,14 @@ from pricefleet.workers.autoscale import ScalingRule, Supervisor
 from pricefleet.workers.scheduler import Scheduler
 from pricefleet.workers.worker import Worker, WorkerOptions, WorkerReport
 
-__all__ = ["run_autoscale", "run_embedded", "run_scheduler", "run_worker"]
+__all__ = [
+    "on_signals",
+    "run_autoscale",
+    "run_embedded",
+    "run_scheduler",
+    "run_worker",
+    "worker_command",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +50,7 @@ def _recipes(settings: Settings, sites: Sequence[str] | None) -> dict[str, Recip
 _stops: list[Callable[[], None]] = []
 
 
-def _on_signals(stop: Callable[[], None]) -> None:
+def on_signals(stop: Callable[[], None]) -> None:
     """Call `stop` on SIGTERM or SIGINT, beside whatever else registered."""
     _stops.append(stop)
     loop = asyncio.get_running_loop()
@@ -62,7 +69,7 @@ async def run_worker(settings: Settings, options: WorkerOptions) -> WorkerReport
     store = Store.from_settings(settings)
     try:
         worker = Worker(queue, store, recipes, options)
-        _on_signals(worker.stop)
+        on_signals(worker.stop)
         return await worker.run()
     finally:
         await store.close()
@@ -124,7 +131,7 @@ async def run_scheduler(
             log.info("scheduler: started %s, refreshed %s", report.started, report.refreshed)
             await metrics.update(queue)
             return
-        _on_signals(scheduler.stop)
+        on_signals(scheduler.stop)
         runner = asyncio.create_task(scheduler.run())
         while not runner.done():
             await metrics.update(queue)
@@ -157,7 +164,7 @@ async def run_autoscale(
     if metrics_port is not None:
         start_http_server(metrics_port, registry=supervisor.registry)
     try:
-        _on_signals(supervisor.stop)
+        on_signals(supervisor.stop)
         await supervisor.run()
     finally:
         await queue.close()
