@@ -14,9 +14,11 @@ release are idempotent then; a lease is handed out, never acked and recovered wh
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -55,6 +57,8 @@ _SEEN_MS = int(SEEN_SECONDS * 1_000)
 _HOUSEKEEP_LIMIT = 1_000
 
 _Call = tuple[str, list[str], list[Any]]
+#: Seconds a client trusts its list of known sites when leasing from all of them.
+SITES_REFRESH = 1.0
 
 
 def _describe(url: str) -> str:
@@ -83,6 +87,10 @@ class RedisQueue(JobQueue):
         self._prefix = prefix
         self._retention = retention or Retention()
         self._sites_key = f"{prefix}:sites"
+        # The known sites as this client last read them: a worker's lease loop would otherwise
+        # spend a round trip per lease re-reading a set that rarely changes.
+        self._known: set[str] = set()
+        self._known_at = -math.inf
         self._site_keys: dict[str, list[str]] = {}
         self._redis: aioredis.Redis = aioredis.Redis.from_url(
             url,
@@ -140,6 +148,7 @@ class RedisQueue(JobQueue):
             if len(calls) == 1 and not sites:
                 name, keys, args = calls[0]
                 return [await self._scripts[name](keys, args)]
+            self._known.update(sites)
             async with self._redis.pipeline(transaction=False) as pipe:
                 if sites:
                     pipe.sadd(self._sites_key, *sites)
@@ -207,7 +216,7 @@ class RedisQueue(JobQueue):
             return []
         if visibility <= 0:
             raise QueueError(f"a lease needs a visibility above 0 seconds, not {visibility}")
-        candidates = list(sites) if sites is not None else await self.sites()
+        candidates = list(sites) if sites is not None else await self._lease_sites()
         random.shuffle(candidates)
         leases: list[Lease] = []
         while len(leases) < count and candidates:
@@ -332,12 +341,21 @@ class RedisQueue(JobQueue):
     async def _meta(self, site_id: str, change: Callable[[Pipeline, str], object]) -> None:
         meta = self._keys(site_id)[lua.SITE_KEYS.index("meta")]
         try:
+            self._known.add(site_id)
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.sadd(self._sites_key, site_id)
                 change(pipe, meta)
                 await pipe.execute()
         except RedisError as exc:
             raise self._error(exc) from exc
+
+    async def _lease_sites(self) -> list[str]:
+        """The known sites, re-read at most every `SITES_REFRESH` seconds (sites this client
+        added itself are known at once; others' within that delay)."""
+        if time.monotonic() - self._known_at >= SITES_REFRESH:
+            self._known = set(await self.sites())
+            self._known_at = time.monotonic()
+        return sorted(self._known)
 
     async def sites(self) -> list[str]:
         """Every site that has had a job, limits, a hold or a pause, sorted."""
@@ -410,5 +428,6 @@ class RedisQueue(JobQueue):
                 pipe.delete(*self._keys(site_id), *runs)
                 pipe.srem(self._sites_key, site_id)
                 await pipe.execute()
+            self._known.discard(site_id)
         except RedisError as exc:
             raise self._error(exc) from exc

@@ -233,11 +233,9 @@ local taken = #popped / 2
 if taken == 0 then
   return {}
 end
-if rate > 0 then
-  redis.call('HSET', K_META, 'tat', fmt(tat + taken * interval))
-end
 local expires = now + tonumber(ARGV[2])
 local out = {fmt(expires)}
+local leased = 0
 for j = 1, #popped, 2 do
   local key = string.sub(popped[j], 15)
   local i = get_info(key)
@@ -255,7 +253,13 @@ for j = 1, #popped, 2 do
     out[#out + 1] = i[3]
     out[#out + 1] = i[4]
     out[#out + 1] = redis.call('HGET', K_DATA, key)
+    leased = leased + 1
   end
+  -- A ready entry without its job record (never written by these scripts) is dropped: there
+  -- is nothing to run, and it takes no rate slot.
+end
+if rate > 0 and leased > 0 then
+  redis.call('HSET', K_META, 'tat', fmt(tat + leased * interval))
 end
 return out
 """

@@ -302,7 +302,9 @@ class SqliteQueue(JobQueue):
         if want <= 0:
             return []
         rows = db.execute(
-            f"SELECT {_JOB_COLUMNS} FROM {self._jobs} "
+            # INDEXED BY: without statistics SQLite picks (state, due) and sorts every queued
+            # job of every site; this index gives the site's jobs already in lease order.
+            f"SELECT {_JOB_COLUMNS} FROM {self._jobs} INDEXED BY {self._jobs}_order "
             "WHERE site_id = ? AND state = 'queued' AND due <= ? "
             "ORDER BY priority DESC, id LIMIT ?",
             (site_id, now, want),
