@@ -111,8 +111,8 @@ class Worker:
     async def run(self) -> WorkerReport:
         """Work until `stop()` (or SIGTERM/SIGINT when installed), or until drained in burst
         mode."""
-        await self._set_limits()
-        self._fetcher = Fetcher(limiter=QueueLimiter(self.queue))
+        limits = await self._set_limits()
+        self._fetcher = Fetcher(limiter=QueueLimiter(self.queue, limits))
         if any(r.fetch.mode == "browser" for r in self.recipes.values()):
             self._browser = BrowserFetcher(self._fetcher)
         keeper = asyncio.create_task(self._keep_alive())
@@ -134,7 +134,7 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
 
-    async def _set_limits(self) -> None:
+    async def _set_limits(self) -> dict[str, SiteLimits]:
         """Register the sites in the store and give the queue their pacing."""
         mine = [
             r for r in self.recipes.values() if not self.options.sites or r.id in self.options.sites
@@ -142,6 +142,7 @@ class Worker:
         await self.store.upsert_sites(
             [Site(r.id, r.name, r.base_url, r.region, r.model_dump()) for r in mine]
         )
+        chosen: dict[str, SiteLimits] = {}
         for recipe in mine:
             polite = recipe.politeness
             limits = SiteLimits(
@@ -150,6 +151,8 @@ class Worker:
                 concurrency=polite.max_concurrency,
             )
             await self.queue.set_limits(recipe.id, limits)
+            chosen[recipe.id] = limits
+        return chosen
 
     async def _lease_loop(self) -> None:
         options = self.options
