@@ -22,11 +22,15 @@ import orjson
 from rich.console import Console
 
 from bench import Benchmark, Options
+from bench.crawl import BENCHMARK as CRAWL
 from bench.demo_shop import BENCHMARK as DEMO_SHOP
+from bench.queue import BENCHMARK as QUEUE
 from bench.store import BENCHMARK as STORE
 
 #: Every benchmark, in the order `python -m bench` runs them.
-BENCHMARKS: dict[str, Benchmark] = {benchmark.name: benchmark for benchmark in (DEMO_SHOP, STORE)}
+BENCHMARKS: dict[str, Benchmark] = {
+    benchmark.name: benchmark for benchmark in (DEMO_SHOP, STORE, QUEUE, CRAWL)
+}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 #: Wide enough for the tables when the output is a file or a pipe, not a terminal.

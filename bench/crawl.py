@@ -1,0 +1,809 @@
+"""How fast does `pricefleet crawl` read a shop, against a tuned Scrapy spider on the same pages?
+
+The jsonld demo shop is exported as static files (`pricefleet demo-shop export`, 20,000
+products by default) and served by nginx on a free port. In rounds that alternate the two (the
+order rotated each round), the real `pricefleet crawl` CLI crawls it from its sitemap into a
+fresh SQLite file, and `scrapy runspider bench/scrapy_spider.py` (its own virtualenv, created on
+first use) crawls the same sitemap into JSON lines. Each crawler is one child process; its
+wall time, CPU time (user + sys, its whole process tree, from `wait4`) and peak RSS
+(`ru_maxrss`) are kept per round, with nginx's CPU beside them. Results are medians and the
+ratio pricefleet / Scrapy in products/s.
+
+Correctness: every product pricefleet stored is compared field by field with the shop's truth
+(`pricefleet demo-shop truth`); Scrapy's lines are counted and their raw fields compared.
+Then one in-process crawl of the same export runs under cProfile, and its time is split by
+phase (fetch, parse, extract, normalise, store, crawl bookkeeping, event loop) in ms per
+product. With `PRICEFLEET_BENCH_CRAWL_LARGE=1` (or `python -m bench.crawl --large`) pricefleet
+also crawls a 200,000-product export once, to compare peak RSS at 20,000 and 200,000 products.
+
+Both crawlers get the same robots.txt rules; the export's `Crawl-delay: 0.01` line is removed,
+because pricefleet obeys it (100 requests/s) and Scrapy ignores it. The recipe is the shipped
+`recipes/demo-jsonld.yaml` with its politeness limits raised to the schema's ceiling. Only
+127.0.0.1 is contacted; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import pstats
+import re
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from bench import Benchmark, Options
+from bench.demo_shop import HOST, Server, cpu_seconds, free_port, start_nginx
+
+__all__ = ["BENCHMARK", "run"]
+
+ROOT = Path(__file__).resolve().parents[1]
+SPIDER = Path(__file__).resolve().parent / "scrapy_spider.py"
+RECIPE = ROOT / "recipes" / "demo-jsonld.yaml"
+PRODUCTS = 20_000
+QUICK_PRODUCTS = 2_000
+LARGE_PRODUCTS = 200_000
+SEED = 1
+DAY = 0
+SITE_ID = "demo-jsonld"
+#: The recipe schema's ceilings (sites/schema.py): the fastest a recipe may ask to go.
+POLITENESS = {"requests_per_second": 1000, "burst": 100, "max_concurrency": 128}
+#: Scrapy's own settings live in the spider (CONCURRENT_REQUESTS 128 and so on).
+SCRAPY_REQUIREMENT = "scrapy==2.19.0"
+LARGE_ENV = "PRICEFLEET_BENCH_CRAWL_LARGE"
+VENV_ENV = "PRICEFLEET_BENCH_SCRAPY_VENV"
+EXPORT_LIMIT_S = 3600.0
+CRAWL_LIMIT_S = 3600.0
+INSTALL_LIMIT_S = 900.0
+PRICEFLEET = "pricefleet"
+SCRAPY = "scrapy"
+
+
+@dataclass(frozen=True, slots=True)
+class Crawl:
+    """One crawl by one crawler, as measured from outside its process."""
+
+    crawler: str
+    round: int
+    products: int
+    seconds: float
+    products_per_second: float
+    cpu_seconds: float
+    cpu_ms_per_product: float
+    peak_rss_mib: float
+    nginx_cpu_seconds: float | None
+    exit_code: int
+    #: pricefleet: products equal to their truth in every compared field; Scrapy: lines whose
+    #: raw name, brand, price, currency, GTIN and availability equal the truth's.
+    correct: int
+    #: Products in the shop's truth.
+    expected: int
+    #: Field name → how many products differ in it (pricefleet: also 'missing', 'extra').
+    problems: dict[str, int]
+
+
+# --- the shop -----------------------------------------------------------------------------------
+
+
+def export(directory: Path, products: int, base_url: str) -> dict[str, Any]:
+    """The jsonld shop as static files, its robots.txt without Crawl-delay, and its nginx.conf
+    also serving that robots.txt at the host root (where Scrapy looks for it)."""
+    command = [
+        *(sys.executable, "-m", "pricefleet", "demo-shop", "export", str(directory)),
+        *("--shop", "jsonld", "--products", str(products), "--seed", str(SEED)),
+        *("--day", str(DAY), "--base-url", base_url),
+    ]
+    began = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, timeout=EXPORT_LIMIT_S, check=False)
+    seconds = time.perf_counter() - began
+    if done.returncode != 0:
+        raise RuntimeError(f"export failed ({done.returncode}): {done.stderr.decode()[-4000:]}")
+    robots = directory / "jsonld" / "robots.txt"
+    robots.write_text(
+        "".join(
+            line
+            for line in robots.read_text().splitlines(keepends=True)
+            if not line.lower().startswith("crawl-delay")
+        )
+    )
+    conf = directory / "nginx.conf"
+    root = f"root {directory.resolve()};\n"
+    text = conf.read_text()
+    if text.count(root) != 1:
+        raise RuntimeError(f"export's nginx.conf has no single {root.strip()!r}")
+    conf.write_text(
+        text.replace(root, root + f"        location = /robots.txt {{ alias {robots}; }}\n")
+    )
+    return {"products": products, "seconds": round(seconds, 1), "mib": round(_mib(directory))}
+
+
+def _mib(directory: Path) -> float:
+    total = 0
+    for folder, _, files in os.walk(directory):
+        total += sum(os.stat(os.path.join(folder, name)).st_size for name in files)
+    return total / 2**20
+
+
+def write_truth(path: Path, products: int, base_url: str) -> None:
+    """The shop's truth as JSON lines (`pricefleet demo-shop truth`)."""
+    command = [
+        *(sys.executable, "-m", "pricefleet", "demo-shop", "truth", "--shop", "jsonld"),
+        *("--products", str(products), "--seed", str(SEED), "--day", str(DAY)),
+        *("--base-url", base_url, "--out", str(path)),
+    ]
+    subprocess.run(command, capture_output=True, timeout=EXPORT_LIMIT_S, check=True)
+
+
+def read_truth(path: Path) -> dict[str, dict[str, Any]]:
+    """Truth records by product id."""
+    with path.open("rb") as lines:
+        return {record["id"]: record for record in map(orjson.loads, lines)}
+
+
+def write_recipe(path: Path) -> None:
+    """The shipped jsonld recipe with its politeness limits raised; `${…}` stays for the env."""
+    recipe = yaml.safe_load(RECIPE.read_text())
+    recipe["politeness"] = dict(POLITENESS)
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False, allow_unicode=True))
+
+
+# --- running one crawler --------------------------------------------------------------------
+
+
+def measure(
+    command: Sequence[str], env: dict[str, str], log: Path
+) -> tuple[float, float, int, int]:
+    """Run `command` to its end: wall seconds, CPU seconds (user + sys of the process and the
+    children it waited for), peak RSS in KiB and exit code, all from `wait4`."""
+    with log.open("wb") as sink:
+        began = time.perf_counter()
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
+        timer = threading.Timer(CRAWL_LIMIT_S, process.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        finally:
+            timer.cancel()
+        seconds = time.perf_counter() - began
+    process.returncode = code = os.waitstatus_to_exitcode(status)
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, code
+
+
+def _crawl(
+    crawler: str,
+    number: int,
+    command: Sequence[str],
+    env: dict[str, str],
+    log: Path,
+    nginx: Server,
+    expected: int,
+    check: Callable[[], tuple[int, int, dict[str, int]]],
+) -> Crawl:
+    before = cpu_seconds(nginx.pids())
+    seconds, cpu, rss_kib, code = measure(command, env, log)
+    after = cpu_seconds(nginx.pids())
+    if code != 0:
+        tail = log.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{crawler} exited with {code}: {tail}")
+    found, correct, problems = check()
+    return Crawl(
+        crawler=crawler,
+        round=number,
+        products=found,
+        seconds=round(seconds, 2),
+        products_per_second=round(found / seconds, 1),
+        cpu_seconds=round(cpu, 2),
+        cpu_ms_per_product=round(1000 * cpu / max(found, 1), 3),
+        peak_rss_mib=round(rss_kib / 1024, 1),
+        nginx_cpu_seconds=None if before is None or after is None else round(after - before, 2),
+        exit_code=code,
+        correct=correct,
+        expected=expected,
+        problems=problems,
+    )
+
+
+def crawl_pricefleet(
+    number: int, scratch: Path, recipe: Path, nginx: Server, truth: dict[str, dict[str, Any]]
+) -> Crawl:
+    """`pricefleet crawl --recipe … --database sqlite:///…` into a fresh file, then checked."""
+    database = scratch / f"pricefleet-{number}.db"
+    database.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "PRICEFLEET_DEMO_URL": nginx.url,
+        "PRICEFLEET_DATA_DIR": str(scratch / "data"),
+        "COLUMNS": "160",
+    }
+    command = [
+        *(sys.executable, "-m", "pricefleet", "crawl", "--recipe", str(recipe)),
+        *("--database", f"sqlite:///{database}"),
+    ]
+    result = _crawl(
+        PRICEFLEET,
+        number,
+        command,
+        env,
+        scratch / f"pricefleet-{number}.log",
+        nginx,
+        len(truth),
+        lambda: asyncio.run(check_store(database, truth)),
+    )
+    database.unlink(missing_ok=True)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    return result
+
+
+def crawl_scrapy(
+    number: int, scratch: Path, python: Path, nginx: Server, truth: dict[str, dict[str, Any]]
+) -> Crawl:
+    """`scrapy runspider bench/scrapy_spider.py` on the same sitemap, then its lines checked."""
+    out = scratch / f"scrapy-{number}.jsonl"
+    out.unlink(missing_ok=True)
+    command = [
+        *(str(python), "-m", "scrapy", "runspider", str(SPIDER)),
+        *("-a", f"sitemap={nginx.url}/jsonld/sitemap.xml", "-a", r"products=/jsonld/p/\d+/"),
+        *("-o", f"{out}:jsonlines"),
+    ]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("VIRTUAL_ENV")}
+    result = _crawl(
+        SCRAPY,
+        number,
+        command,
+        env,
+        scratch / f"scrapy-{number}.log",
+        nginx,
+        len(truth),
+        lambda: check_scrapy(out, truth),
+    )
+    out.unlink(missing_ok=True)
+    return result
+
+
+# --- correctness ------------------------------------------------------------------------------
+
+
+def _decimal(value: Any) -> Decimal | None:
+    try:
+        return None if value is None else Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def differences(product: dict[str, Any], truth: dict[str, Any]) -> list[str]:
+    """The fields in which a stored product differs from its truth (as the crawl tests check
+    them, plus name and brand)."""
+    from pricefleet.match import normalize_gtin
+
+    wrong = []
+    for name in ("name", "brand", "currency", "availability", "is_discounted", "unit"):
+        if product.get(name) != truth.get(name):
+            wrong.append(name)
+    if product.get("price") != _decimal(truth["price"]):
+        wrong.append("price")
+    if product.get("gtin") != normalize_gtin(truth.get("gtin")):
+        wrong.append("gtin")
+    if truth["is_discounted"] and product.get("regular_price") != _decimal(truth["regular_price"]):
+        wrong.append("regular_price")
+    unit_price, expected = product.get("unit_price"), _decimal(truth.get("unit_price"))
+    if unit_price is None or expected is None or abs(unit_price - expected) > Decimal("0.0051"):
+        wrong.append("unit_price")
+    return wrong
+
+
+async def check_store(
+    database: Path, truth: dict[str, dict[str, Any]]
+) -> tuple[int, int, dict[str, int]]:
+    """Products stored, products equal to their truth, and problems by field."""
+    from pricefleet.store import Store
+
+    problems: Counter[str] = Counter()
+    correct = 0
+    store = Store.from_url(f"sqlite:///{database}")
+    async with store:
+        for product_id, record in truth.items():
+            product = await store.get_product(SITE_ID, product_id)
+            if product is None:
+                problems["missing"] += 1
+                continue
+            wrong = differences(product, record)
+            problems.update(wrong)
+            correct += not wrong
+    with sqlite3.connect(database) as connection:
+        (stored,) = connection.execute(
+            "SELECT count(*) FROM products WHERE site_id = ?", (SITE_ID,)
+        ).fetchone()
+    if stored > len(truth) - problems["missing"]:
+        problems["extra"] = stored - (len(truth) - problems["missing"])
+    return int(stored), correct, dict(problems)
+
+
+def check_scrapy(out: Path, truth: dict[str, dict[str, Any]]) -> tuple[int, int, dict[str, int]]:
+    """Lines Scrapy wrote, lines whose raw fields equal the truth, problems by field."""
+    problems: Counter[str] = Counter()
+    seen: set[str] = set()
+    lines = correct = 0
+    with out.open("rb") as items:
+        for item in map(orjson.loads, items):
+            lines += 1
+            record = truth.get(str(item.get("id")))
+            if record is None or item["id"] in seen:
+                problems["extra" if record is None else "duplicate"] += 1
+                continue
+            seen.add(item["id"])
+            wrong = [
+                name
+                for name in ("name", "brand", "currency", "availability")
+                if item.get(name) != record.get(name)
+            ]
+            if _decimal(item.get("price")) != _decimal(record["price"]):
+                wrong.append("price")
+            if record.get("gtin") and item.get("gtin") != record["gtin"]:
+                wrong.append("gtin")
+            problems.update(wrong)
+            correct += not wrong
+    problems["missing"] = len(truth) - len(seen)
+    return lines, correct, {k: v for k, v in problems.items() if v}
+
+
+# --- Scrapy's virtualenv --------------------------------------------------------------------
+
+
+def scrapy_python() -> Path:
+    """The Python of the benchmark's Scrapy virtualenv, created with Scrapy on first use
+    (`$PRICEFLEET_BENCH_SCRAPY_VENV`, else under the user's cache directory)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    venv = Path(os.environ.get(VENV_ENV) or cache / "pricefleet-bench" / "scrapy-venv")
+    python = venv / "bin" / "python"
+    if not python.exists():
+        base = getattr(sys, "_base_executable", None) or sys.executable
+        subprocess.run([base, "-m", "venv", str(venv)], check=True, timeout=INSTALL_LIMIT_S)
+    probe = subprocess.run(
+        [str(python), "-c", "import scrapy; print(scrapy.__version__)"],
+        capture_output=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", SCRAPY_REQUIREMENT],
+            check=True,
+            timeout=INSTALL_LIMIT_S,
+        )
+    return python
+
+
+def scrapy_version(python: Path) -> str:
+    """Scrapy's and Twisted's versions in its virtualenv."""
+    done = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import scrapy, twisted; print(scrapy.__version__, twisted.__version__)",
+        ],
+        capture_output=True,
+        check=True,
+    )
+    scrapy, twisted = done.stdout.decode().split()
+    return f"Scrapy {scrapy}, Twisted {twisted}"
+
+
+# --- the profile --------------------------------------------------------------------------------
+
+#: Where a function's own time goes, by the file it lives in (first match wins). Functions
+#: matching none (builtins, the standard library) are charged to their callers' phases.
+_PHASES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (phase, re.compile(pattern))
+    for phase, pattern in (
+        ("parse (lexbor)", r"pricefleet/extract/page\.py:\d+\((parse_page|_scan)\)|/selectolax/"),
+        (
+            "normalise",
+            r"pricefleet/extract/(prices|units|currency|availability)\.py|pricefleet/match/"
+            r"|pricefleet/crawl/record\.py|/price_parser/",
+        ),
+        ("extract (JSON-LD, microdata, …)", r"pricefleet/extract/|/extruct/|/orjson"),
+        (
+            "fetch (HTTP, politeness, robots)",
+            r"pricefleet/fetch/|/aiohttp/|/yarl/|/multidict/|/aiohappyeyeballs/|/propcache/"
+            r"|/protego|/frozenlist/|/aiosignal/",
+        ),
+        ("store (main thread)", r"pricefleet/store/|/sqlalchemy/|/aiosqlite/|/greenlet/"),
+        ("crawl (jobs, URLs, dedup)", r"pricefleet/crawl/|/w3lib/"),
+        ("event loop", r"/asyncio/|/selectors\.py|epoll"),
+    )
+)
+_OTHER = "other"
+
+
+def _phase_of(key: tuple[str, int, str]) -> str | None:
+    label = f"{key[0]}:{key[1]}({key[2]})" if key[0] != "~" else key[2]
+    for phase, pattern in _PHASES:
+        if pattern.search(label):
+            return phase
+    return None
+
+
+def phases(stats: pstats.Stats) -> dict[str, float]:
+    """Seconds of own time by phase; unclassified functions split over their callers' phases
+    in proportion to the time each caller spent in them."""
+    table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    shares: dict[Any, dict[str, float]] = {}
+
+    def share(key: Any, visiting: frozenset[Any]) -> dict[str, float]:
+        if key in shares:
+            return shares[key]
+        phase = _phase_of(key)
+        if phase is not None:
+            found = {phase: 1.0}
+        else:
+            callers = table[key][4] if key in table else {}
+            weights = {c: edge[3] for c, edge in callers.items() if c not in visiting}
+            total = sum(weights.values())
+            if not total:
+                found = {_OTHER: 1.0}
+            else:
+                found = {}
+                for caller, weight in weights.items():
+                    for name, part in share(caller, visiting | {key}).items():
+                        found[name] = found.get(name, 0.0) + part * weight / total
+        if not visiting:
+            shares[key] = found
+        return found
+
+    seconds: Counter[str] = Counter()
+    for key, (_, _, own, _, _) in table.items():
+        for name, part in share(key, frozenset()).items():
+            seconds[name] += own * part
+    return dict(seconds)
+
+
+def _thread_cpu(native_id: int) -> float | None:
+    try:
+        return int(Path(f"/proc/self/task/{native_id}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def profile(recipe: Path, nginx: Server, scratch: Path, products: int) -> dict[str, Any]:
+    """One crawl of the export in this process under cProfile (main thread), with the CPU of
+    every other thread (aiosqlite's SQLite thread) read from /proc; ms per product by phase."""
+    from pricefleet.crawl.runner import crawl_sites
+    from pricefleet.sites import load_recipe
+    from pricefleet.store import Store
+
+    os.environ["PRICEFLEET_DEMO_URL"] = nginx.url
+    site = load_recipe(recipe)
+    database = scratch / "profile.db"
+    profiler = cProfile.Profile()
+    threads: dict[str, float] = {}
+
+    async def crawl() -> tuple[int, int, float, float]:
+        store = Store.from_url(f"sqlite:///{database}")
+        async with store:
+            await store.upgrade()
+            known = {thread.native_id for thread in threading.enumerate()}
+            before = {n: _thread_cpu(n) or 0.0 for n in known if n is not None}
+            began, cpu = time.perf_counter(), time.thread_time()
+            profiler.enable()
+            try:
+                (report,) = await crawl_sites([site], store)
+            finally:
+                profiler.disable()
+            main_cpu = time.thread_time() - cpu
+            seconds = time.perf_counter() - began
+            main = threading.main_thread().native_id
+            for thread in threading.enumerate():
+                native = thread.native_id
+                if native is None or native == main:
+                    continue
+                used = (_thread_cpu(native) or 0.0) - before.get(native, 0.0)
+                threads[thread.name] = threads.get(thread.name, 0.0) + used
+            return report.products, len(report.failures), seconds, main_cpu
+
+    found, failures, seconds, main_cpu = asyncio.run(crawl())
+    stats = pstats.Stats(profiler)
+    by_phase = phases(stats)
+    profiled = sum(by_phase.values())
+    others = sum(threads.values())
+    per = max(found, 1)
+    rows = [
+        {
+            "phase": name,
+            "ms_per_product": round(1000 * value / per, 3),
+            "share_of_main_thread": round(value / profiled, 3) if profiled else None,
+        }
+        for name, value in sorted(by_phase.items(), key=lambda item: -item[1])
+    ]
+    top = sorted(stats.stats.items(), key=lambda item: -item[1][2])[:25]  # type: ignore[attr-defined]
+    return {
+        "products": found,
+        "failures": failures,
+        "export_products": products,
+        "wall_seconds": round(seconds, 2),
+        "main_thread_cpu_seconds": round(main_cpu, 2),
+        "profiled_seconds": round(profiled, 2),
+        "other_threads_cpu_seconds": {k: round(v, 2) for k, v in threads.items()},
+        "other_threads_ms_per_product": round(1000 * others / per, 3),
+        "phases": rows,
+        "top_functions": [
+            {
+                "function": f"{Path(key[0]).name}:{key[1]}({key[2]})",
+                "calls": value[1],
+                "own_ms_per_product": round(1000 * value[2] / per, 4),
+            }
+            for key, value in top
+        ],
+    }
+
+
+# --- the benchmark ------------------------------------------------------------------------------
+
+
+def _median(crawls: Sequence[Crawl], key: str) -> float | None:
+    values = [getattr(c, key) for c in crawls if getattr(c, key) is not None]
+    return round(statistics.median(values), 2) if values else None
+
+
+def _summary(crawls: Sequence[Crawl]) -> dict[str, Any]:
+    return {
+        "median": {
+            key: _median(crawls, key)
+            for key in (
+                "products_per_second",
+                "seconds",
+                "cpu_seconds",
+                "cpu_ms_per_product",
+                "peak_rss_mib",
+                "nginx_cpu_seconds",
+            )
+        },
+        "rounds": [asdict(c) for c in crawls],
+    }
+
+
+@dataclass
+class _Shop:
+    """An export served by nginx, with its truth."""
+
+    directory: Path
+    nginx: Server
+    truth: dict[str, dict[str, Any]]
+    export: dict[str, Any]
+
+
+def _serve(scratch: Path, name: str, products: int) -> _Shop:
+    port = free_port()
+    base = f"http://{HOST}:{port}"
+    directory = scratch / name
+    exported = export(directory, products, base)
+    write_truth(scratch / f"{name}-truth.jsonl", products, base)
+    truth = read_truth(scratch / f"{name}-truth.jsonl")
+    nginx = start_nginx(directory, scratch / f"{name}-nginx", port)
+    return _Shop(directory, nginx, truth, exported)
+
+
+def _close(shop: _Shop | None) -> None:
+    if shop is not None:
+        shop.nginx.stop()
+        shutil.rmtree(shop.directory, ignore_errors=True)
+
+
+def run_crawls(options: Options, *, large: bool, with_profile: bool = True) -> dict[str, Any]:
+    """Export, serve, crawl with both in alternating rounds, profile; then the large export."""
+    products = QUICK_PRODUCTS if options.quick else PRODUCTS
+    python = scrapy_python()
+    scratch = Path(tempfile.mkdtemp(prefix="pricefleet-bench-crawl-"))
+    recipe = scratch / "demo-jsonld.yaml"
+    write_recipe(recipe)
+    crawls: dict[str, list[Crawl]] = {PRICEFLEET: [], SCRAPY: []}
+    shop = big = None
+    result: dict[str, Any] = {}
+    try:
+        shop = _serve(scratch, "shop", products)
+        for number in range(1, options.rounds + 1):
+            order = [PRICEFLEET, SCRAPY] if number % 2 else [SCRAPY, PRICEFLEET]
+            for crawler in order:
+                if crawler == PRICEFLEET:
+                    done = crawl_pricefleet(number, scratch, recipe, shop.nginx, shop.truth)
+                else:
+                    done = crawl_scrapy(number, scratch, python, shop.nginx, shop.truth)
+                crawls[crawler].append(done)
+        if with_profile:
+            result["profile"] = profile(recipe, shop.nginx, scratch, products)
+        result["export"] = shop.export
+        _close(shop)
+        shop = None
+        if large:
+            big = _serve(scratch, "large", LARGE_PRODUCTS)
+            result["large_export"] = big.export
+            result["large"] = asdict(crawl_pricefleet(0, scratch, recipe, big.nginx, big.truth))
+    finally:
+        _close(shop)
+        _close(big)
+        shutil.rmtree(scratch, ignore_errors=True)
+    ours, theirs = crawls[PRICEFLEET], crawls[SCRAPY]
+    ours_rate = _median(ours, "products_per_second")
+    their_rate = _median(theirs, "products_per_second")
+    result.update(
+        {
+            "benchmark": "crawl",
+            "parameters": {
+                "products": products,
+                "seed": SEED,
+                "day": DAY,
+                "rounds": options.rounds,
+                "quick": options.quick,
+                "politeness": POLITENESS,
+                "scrapy": scrapy_version(python),
+                "large": large,
+            },
+            PRICEFLEET: _summary(ours),
+            SCRAPY: _summary(theirs),
+            "pricefleet_over_scrapy": {
+                "products_per_second": round(ours_rate / their_rate, 2)
+                if ours_rate and their_rate
+                else None,
+                "per_round": [
+                    round(a.products_per_second / b.products_per_second, 2)
+                    for a, b in zip(ours, theirs, strict=True)
+                ],
+                "target": 8.0,
+            },
+        }
+    )
+    if large:
+        small_rss = _median(ours, "peak_rss_mib")
+        result["rss_flatness"] = {
+            "products": [products, LARGE_PRODUCTS],
+            "peak_rss_mib": [small_rss, result["large"]["peak_rss_mib"]],
+            "ratio": round(result["large"]["peak_rss_mib"] / small_rss, 2) if small_rss else None,
+        }
+    return result
+
+
+def run(options: Options) -> dict[str, Any]:
+    """`python -m bench`: both crawlers in rounds and the profile; the 200,000-product RSS
+    check too when PRICEFLEET_BENCH_CRAWL_LARGE=1."""
+    return run_crawls(options, large=os.environ.get(LARGE_ENV, "") not in ("", "0"))
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def _correct(crawl: dict[str, Any]) -> str:
+    problems = ", ".join(f"{k} {v}" for k, v in sorted(crawl["problems"].items()) if v)
+    return f"{crawl['correct']:,}/{crawl['expected']:,}" + (f" ({problems})" if problems else "")
+
+
+def render(result: dict[str, Any]) -> list[RenderableType]:
+    """The crawlers side by side, the ratio, RSS at scale and the profile."""
+    parameters = result["parameters"]
+    table = Table(
+        title=(
+            f"Crawl of the jsonld shop, {parameters['products']:,} products (nginx), median of "
+            f"{parameters['rounds']} rounds"
+        )
+    )
+    for column in ("crawler", "products/s", "per round", "wall s", "CPU s", "CPU ms/product"):
+        table.add_column(column, justify="left" if column == "crawler" else "right")
+    for column in ("peak RSS MiB", "nginx CPU s", "correct (round 1)"):
+        table.add_column(column, justify="right")
+    for crawler in (PRICEFLEET, SCRAPY):
+        median = result[crawler]["median"]
+        rounds = result[crawler]["rounds"]
+        table.add_row(
+            crawler,
+            _number(median["products_per_second"]),
+            " / ".join(_number(r["products_per_second"]) for r in rounds),
+            _number(median["seconds"], 1),
+            _number(median["cpu_seconds"], 1),
+            _number(median["cpu_ms_per_product"], 2),
+            _number(median["peak_rss_mib"], 1),
+            _number(median["nginx_cpu_seconds"], 1),
+            _correct(rounds[0]),
+        )
+    ratio = result["pricefleet_over_scrapy"]
+    lines = [
+        f"pricefleet / Scrapy products/s: {_number(ratio['products_per_second'], 2)}x "
+        f"(per round {', '.join(f'{r:.2f}' for r in ratio['per_round'])}; target "
+        f"{ratio['target']:g}x); {parameters['scrapy']}",
+        "correct: pricefleet = stored products equal to the truth in every field compared; "
+        "Scrapy = lines whose raw fields equal the truth.",
+    ]
+    if "large" in result:
+        large, flat = result["large"], result["rss_flatness"]
+        lines.append(
+            f"{large['products']:,} products: {_number(large['products_per_second'])} products/s, "
+            f"peak RSS {_number(large['peak_rss_mib'], 1)} MiB vs "
+            f"{_number(flat['peak_rss_mib'][0], 1)} MiB at {flat['products'][0]:,} "
+            f"({_number(flat['ratio'], 2)}x); correct {_correct(large)}"
+        )
+    out: list[RenderableType] = [table, Text("\n".join(lines))]
+    if "profile" in result:
+        prof = result["profile"]
+        phases_table = Table(
+            title=(
+                f"pricefleet in process under cProfile: {prof['products']:,} products, "
+                f"{prof['wall_seconds']:.1f} s wall, main thread "
+                f"{prof['main_thread_cpu_seconds']:.1f} s CPU"
+            )
+        )
+        phases_table.add_column("phase")
+        phases_table.add_column("ms/product", justify="right")
+        phases_table.add_column("share", justify="right")
+        for row in prof["phases"]:
+            phases_table.add_row(
+                row["phase"],
+                _number(row["ms_per_product"], 3),
+                f"{100 * (row['share_of_main_thread'] or 0):.0f} %",
+            )
+        phases_table.add_row(
+            "other threads (SQLite), CPU", _number(prof["other_threads_ms_per_product"], 3), "–"
+        )
+        out.append(phases_table)
+    return out
+
+
+BENCHMARK = Benchmark(
+    name="crawl",
+    summary="pricefleet crawl against a tuned Scrapy spider on the jsonld shop served by nginx",
+    run=run,
+    render=render,
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m bench.crawl [--quick] [--rounds N] [--large] [--no-profile] [--no-save]`."""
+    from bench.__main__ import console, save
+
+    parser = argparse.ArgumentParser(prog="python -m bench.crawl", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_PRODUCTS:,} products")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--large", action="store_true", help=f"also {LARGE_PRODUCTS:,} products (RSS)"
+    )
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args(argv)
+    options = Options(quick=args.quick, rounds=args.rounds)
+    started = time.perf_counter()
+    result = run_crawls(options, large=args.large, with_profile=not args.no_profile)
+    for renderable in render(result):
+        console.print(renderable)
+    if not args.no_save:
+        from bench.__main__ import machine
+
+        record = {
+            "benchmark": BENCHMARK.name,
+            "seconds": round(time.perf_counter() - started, 1),
+            "command": " ".join(["python -m bench.crawl", *(argv or sys.argv[1:])]),
+            "options": asdict(options),
+            "machine": machine(),
+            "result": result,
+        }
+        console.print(f"results: {save(BENCHMARK, options, record)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
