@@ -76,6 +76,15 @@ CRAWL_LIMIT_S = 3600.0
 INSTALL_LIMIT_S = 900.0
 PRICEFLEET = "pricefleet"
 SCRAPY = "scrapy"
+#: The worker fleet (`pricefleet worker` processes on the embedded queue), by process count.
+FLEET_ENV = "PRICEFLEET_BENCH_CRAWL_FLEET"
+FLEET_SIZES = (1, 2)
+FLEET_CONCURRENCY = 64
+
+
+def fleet_name(workers: int) -> str:
+    """The crawler name of a fleet of `workers` worker processes."""
+    return f"pricefleet-workers-{workers}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +261,75 @@ def crawl_pricefleet(
     for suffix in ("-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     return result
+
+
+def crawl_fleet(
+    number: int,
+    scratch: Path,
+    recipe: Path,
+    nginx: Server,
+    truth: dict[str, dict[str, Any]],
+    workers: int,
+) -> Crawl:
+    """The same crawl through the queue: `pricefleet scheduler --once` starts it on the
+    embedded queue, `workers` processes of `pricefleet worker --burst` drain it into a fresh
+    store. Wall time from the workers' start to the last one's exit; CPU summed over the
+    workers; peak RSS of the largest worker."""
+    home = scratch / f"fleet-{workers}-{number}"
+    shutil.rmtree(home, ignore_errors=True)
+    (home / "recipes").mkdir(parents=True)
+    shutil.copy(recipe, home / "recipes" / recipe.name)
+    env = {
+        **os.environ,
+        "PRICEFLEET_DEMO_URL": nginx.url,
+        "PRICEFLEET_DATA_DIR": str(home / "data"),
+        "PRICEFLEET_RECIPES_DIR": str(home / "recipes"),
+        "COLUMNS": "160",
+    }
+    base = [sys.executable, "-m", "pricefleet"]
+    seeded = subprocess.run(
+        [*base, "scheduler", "--once"], env=env, capture_output=True, timeout=120, check=False
+    )
+    if seeded.returncode != 0:
+        raise RuntimeError(f"scheduler --once failed: {seeded.stderr.decode()[-2000:]}")
+    command = [*base, "worker", "--burst", "--concurrency", str(FLEET_CONCURRENCY)]
+    before = cpu_seconds(nginx.pids())
+    logs = [(home / f"worker-{n}.log").open("wb") for n in range(workers)]
+    began = time.perf_counter()
+    processes = [
+        subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env) for log in logs
+    ]
+    cpu, rss_kib, codes = 0.0, 0, []
+    for process in processes:
+        _, status, usage = os.wait4(process.pid, 0)
+        cpu += usage.ru_utime + usage.ru_stime
+        rss_kib = max(rss_kib, usage.ru_maxrss)
+        codes.append(os.waitstatus_to_exitcode(status))
+    seconds = time.perf_counter() - began
+    after = cpu_seconds(nginx.pids())
+    for log in logs:
+        log.close()
+    if any(codes):
+        tail = (home / "worker-0.log").read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"a worker exited with {codes}: {tail}")
+    database = home / "data" / "pricefleet.db"
+    found, correct, problems = asyncio.run(check_store(database, truth))
+    shutil.rmtree(home, ignore_errors=True)
+    return Crawl(
+        crawler=fleet_name(workers),
+        round=number,
+        products=found,
+        seconds=round(seconds, 2),
+        products_per_second=round(found / seconds, 1),
+        cpu_seconds=round(cpu, 2),
+        cpu_ms_per_product=round(1000 * cpu / max(found, 1), 3),
+        peak_rss_mib=round(rss_kib / 1024, 1),
+        nginx_cpu_seconds=None if before is None or after is None else round(after - before, 2),
+        exit_code=0,
+        correct=correct,
+        expected=len(truth),
+        problems=problems,
+    )
 
 
 def crawl_scrapy(
@@ -607,23 +685,32 @@ def _close(shop: _Shop | None) -> None:
         shutil.rmtree(shop.directory, ignore_errors=True)
 
 
-def run_crawls(options: Options, *, large: bool, with_profile: bool = True) -> dict[str, Any]:
-    """Export, serve, crawl with both in alternating rounds, profile; then the large export."""
+def run_crawls(
+    options: Options, *, large: bool, with_profile: bool = True, fleet: bool = False
+) -> dict[str, Any]:
+    """Export, serve, crawl with both in alternating rounds (and the worker fleets of 1 and 2
+    processes with `fleet`), profile; then the large export."""
     products = QUICK_PRODUCTS if options.quick else PRODUCTS
     python = scrapy_python()
     scratch = Path(tempfile.mkdtemp(prefix="pricefleet-bench-crawl-"))
     recipe = scratch / "demo-jsonld.yaml"
     write_recipe(recipe)
     crawls: dict[str, list[Crawl]] = {PRICEFLEET: [], SCRAPY: []}
+    if fleet:
+        crawls.update({fleet_name(n): [] for n in FLEET_SIZES})
     shop = big = None
     result: dict[str, Any] = {}
     try:
         shop = _serve(scratch, "shop", products)
         for number in range(1, options.rounds + 1):
-            order = [PRICEFLEET, SCRAPY] if number % 2 else [SCRAPY, PRICEFLEET]
+            names = list(crawls)
+            order = names if number % 2 else names[::-1]
             for crawler in order:
                 if crawler == PRICEFLEET:
                     done = crawl_pricefleet(number, scratch, recipe, shop.nginx, shop.truth)
+                elif crawler != SCRAPY:
+                    workers = int(crawler.rsplit("-", 1)[1])
+                    done = crawl_fleet(number, scratch, recipe, shop.nginx, shop.truth, workers)
                 else:
                     done = crawl_scrapy(number, scratch, python, shop.nginx, shop.truth)
                 crawls[crawler].append(done)
@@ -636,6 +723,10 @@ def run_crawls(options: Options, *, large: bool, with_profile: bool = True) -> d
             big = _serve(scratch, "large", LARGE_PRODUCTS)
             result["large_export"] = big.export
             result["large"] = asdict(crawl_pricefleet(0, scratch, recipe, big.nginx, big.truth))
+            if fleet:
+                result["large_fleet"] = asdict(
+                    crawl_fleet(0, scratch, recipe, big.nginx, big.truth, FLEET_SIZES[0])
+                )
     finally:
         _close(shop)
         _close(big)
@@ -670,6 +761,24 @@ def run_crawls(options: Options, *, large: bool, with_profile: bool = True) -> d
             },
         }
     )
+    if fleet:
+        rates = {n: _median(crawls[fleet_name(n)], "products_per_second") for n in FLEET_SIZES}
+        one, two = rates[FLEET_SIZES[0]], rates[FLEET_SIZES[-1]]
+        result["fleet"] = {
+            name: _summary(crawls[name]) for name in (fleet_name(n) for n in FLEET_SIZES)
+        }
+        result["fleet"]["scaling_ratio"] = round(two / one, 2) if one and two else None
+        result["fleet"]["over_scrapy"] = {
+            name: round(rate / their_rate, 2) if rate and their_rate else None
+            for name, rate in ((fleet_name(n), rates[n]) for n in FLEET_SIZES)
+        }
+    if large and fleet and "large_fleet" in result:
+        small = _median(crawls[fleet_name(FLEET_SIZES[0])], "peak_rss_mib")
+        result["fleet_rss_flatness"] = {
+            "products": [products, LARGE_PRODUCTS],
+            "peak_rss_mib": [small, result["large_fleet"]["peak_rss_mib"]],
+            "ratio": round(result["large_fleet"]["peak_rss_mib"] / small, 2) if small else None,
+        }
     if large:
         small_rss = _median(ours, "peak_rss_mib")
         result["rss_flatness"] = {
@@ -683,7 +792,11 @@ def run_crawls(options: Options, *, large: bool, with_profile: bool = True) -> d
 def run(options: Options) -> dict[str, Any]:
     """`python -m bench`: both crawlers in rounds and the profile; the 200,000-product RSS
     check too when PRICEFLEET_BENCH_CRAWL_LARGE=1."""
-    return run_crawls(options, large=os.environ.get(LARGE_ENV, "") not in ("", "0"))
+    return run_crawls(
+        options,
+        large=os.environ.get(LARGE_ENV, "") not in ("", "0"),
+        fleet=os.environ.get(FLEET_ENV, "") not in ("", "0"),
+    )
 
 
 def _number(value: float | None, digits: int = 0) -> str:
@@ -708,9 +821,11 @@ def render(result: dict[str, Any]) -> list[RenderableType]:
         table.add_column(column, justify="left" if column == "crawler" else "right")
     for column in ("peak RSS MiB", "nginx CPU s", "correct (round 1)"):
         table.add_column(column, justify="right")
-    for crawler in (PRICEFLEET, SCRAPY):
-        median = result[crawler]["median"]
-        rounds = result[crawler]["rounds"]
+    summaries = {PRICEFLEET: result[PRICEFLEET], SCRAPY: result[SCRAPY]}
+    summaries.update({k: v for k, v in result.get("fleet", {}).items() if k.startswith(PRICEFLEET)})
+    for crawler, summary in summaries.items():
+        median = summary["median"]
+        rounds = summary["rounds"]
         table.add_row(
             crawler,
             _number(median["products_per_second"]),
@@ -730,6 +845,22 @@ def render(result: dict[str, Any]) -> list[RenderableType]:
         "correct: pricefleet = stored products equal to the truth in every field compared; "
         "Scrapy = lines whose raw fields equal the truth.",
     ]
+    if "fleet" in result:
+        fleet = result["fleet"]
+        over = ", ".join(f"{k}: {_number(v, 2)}x" for k, v in fleet["over_scrapy"].items())
+        lines.append(
+            f"worker fleet (embedded queue): 2 processes / 1 = "
+            f"{_number(fleet['scaling_ratio'], 2)}x; over Scrapy {over}"
+        )
+    if "large_fleet" in result:
+        large, flat = result["large_fleet"], result["fleet_rss_flatness"]
+        lines.append(
+            f"{large['products']:,} products, 1 worker: "
+            f"{_number(large['products_per_second'])} products/s, peak RSS "
+            f"{_number(large['peak_rss_mib'], 1)} MiB vs {_number(flat['peak_rss_mib'][0], 1)} "
+            f"MiB at {flat['products'][0]:,} ({_number(flat['ratio'], 2)}x); correct "
+            f"{_correct(large)}"
+        )
     if "large" in result:
         large, flat = result["large"], result["rss_flatness"]
         lines.append(
@@ -773,7 +904,8 @@ BENCHMARK = Benchmark(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m bench.crawl [--quick] [--rounds N] [--large] [--no-profile] [--no-save]`."""
+    """`python -m bench.crawl [--quick] [--rounds N] [--large] [--fleet] [--no-profile]
+    [--no-save]`."""
     from bench.__main__ import console, save
 
     parser = argparse.ArgumentParser(prog="python -m bench.crawl", description=__doc__)
@@ -783,11 +915,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--large", action="store_true", help=f"also {LARGE_PRODUCTS:,} products (RSS)"
     )
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument(
+        "--fleet", action="store_true", help="also the queue's worker fleets of 1 and 2 processes"
+    )
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)
     options = Options(quick=args.quick, rounds=args.rounds)
     started = time.perf_counter()
-    result = run_crawls(options, large=args.large, with_profile=not args.no_profile)
+    result = run_crawls(
+        options, large=args.large, with_profile=not args.no_profile, fleet=args.fleet
+    )
     for renderable in render(result):
         console.print(renderable)
     if not args.no_save:

@@ -160,14 +160,23 @@ class SiteCrawl:
         self.report.finished = time.monotonic()
         return self.report
 
-    async def process(self, kind: JobKind, url: str, *, run: str = "") -> None:
+    async def process(
+        self,
+        kind: JobKind,
+        url: str,
+        *,
+        run: str = "",
+        known: FetchState | None = None,
+        looked_up: bool = False,
+    ) -> None:
         """Run one job of this site (a queue worker's entry point): fetch, discover, extract;
         what it finds is buffered until `flush`, what it discovers goes to `discovered` as
-        jobs of `run`. Raises what the job failed with."""
+        jobs of `run`. `known` is the URL's fetch state when the caller already looked it up
+        (`looked_up`; a worker does it for a whole lease batch at once). Raises what the job
+        failed with."""
         token = _current_run.set(run)
         try:
-            known = None
-            if kind in (JobKind.PRODUCT, JobKind.DETAIL):
+            if not looked_up and kind in (JobKind.PRODUCT, JobKind.DETAIL):
                 known = (await self.store.fetch_states(self.recipe.id, [url])).get(url)
             await self._run_job(Job(kind, url, known))
         finally:

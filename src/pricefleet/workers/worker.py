@@ -39,6 +39,7 @@ from pricefleet.queue import JobQueue, Lease, NewJob, SiteLimits
 from pricefleet.queue.limiter import QueueLimiter, prepaid
 from pricefleet.sites.schema import Recipe
 from pricefleet.store.base import Store
+from pricefleet.store.records import FetchState
 
 __all__ = ["Worker", "WorkerOptions", "WorkerReport"]
 
@@ -177,8 +178,9 @@ class Worker:
                     await asyncio.wait_for(self._stopping.wait(), outage)
                 continue
             outage = 0.0
+            known = await self._known_states(leases)
             for lease in leases:
-                self._start(lease)
+                self._start(lease, known)
             if leases:
                 idle = 0.05
                 continue
@@ -203,10 +205,31 @@ class Worker:
         stats = await self.queue.stats(sites)
         return all(s.depth == 0 or s.paused for s in stats.values())
 
-    def _start(self, lease: Lease) -> None:
+    async def _known_states(
+        self, leases: Sequence[Lease]
+    ) -> dict[tuple[str, str], FetchState] | None:
+        """The remembered fetch states (ETag, content hash) of a lease batch's pages, one store
+        read per site instead of one per job; None if the store could not say (each job then
+        asks for its own)."""
+        urls: dict[str, list[str]] = {}
+        for lease in leases:
+            if lease.kind in (JobKind.PRODUCT, JobKind.DETAIL):
+                urls.setdefault(lease.site_id, []).append(lease.url)
+        known: dict[tuple[str, str], FetchState] = {}
+        try:
+            for site_id, batch in urls.items():
+                for url, state in (await self.store.fetch_states(site_id, batch)).items():
+                    known[(site_id, url)] = state
+        except Exception:  # the jobs will meet the store's trouble themselves, one by one
+            log.warning("could not read the fetch states of a lease batch", exc_info=True)
+            return None
+        return known
+
+    def _start(self, lease: Lease, known: dict[tuple[str, str], FetchState] | None) -> None:
         self.report.leased += 1
         self._inflight[lease.token] = lease
-        task = asyncio.create_task(self._job(lease))
+        state = None if known is None else known.get((lease.site_id, lease.url))
+        task = asyncio.create_task(self._job(lease, state, looked_up=known is not None))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -234,14 +257,15 @@ class Worker:
 
     # --- one job ----------------------------------------------------------------------------
 
-    async def _job(self, lease: Lease) -> None:
+    async def _job(self, lease: Lease, known: FetchState | None, *, looked_up: bool) -> None:
         recipe = self.recipes.get(lease.site_id)
         try:
             if recipe is None:
                 raise PricefleetError(f"no recipe for site {lease.site_id!r} on this worker")
             crawl = self._crawl(recipe)
             prepaid()  # the lease took this job's first rate slot
-            await crawl.process(lease.kind, lease.url, run=str(lease.payload.get("run", "")))
+            run = str(lease.payload.get("run", ""))
+            await crawl.process(lease.kind, lease.url, run=run, known=known, looked_up=looked_up)
         except asyncio.CancelledError:
             return  # drained past the grace period: released by _drain
         except QueueError:
