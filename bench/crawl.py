@@ -66,7 +66,7 @@ SEED = 1
 DAY = 0
 SITE_ID = "demo-jsonld"
 #: The recipe schema's ceilings (sites/schema.py): the fastest a recipe may ask to go.
-POLITENESS = {"requests_per_second": 1000, "burst": 100, "max_concurrency": 128}
+POLITENESS = {"requests_per_second": 5000, "burst": 100, "max_concurrency": 128}
 #: Scrapy's own settings live in the spider (CONCURRENT_REQUESTS 128 and so on).
 SCRAPY_REQUIREMENT = "scrapy==2.19.0"
 LARGE_ENV = "PRICEFLEET_BENCH_CRAWL_LARGE"

@@ -63,7 +63,7 @@ def _regex(value: str | None) -> str | None:
 class Politeness(_Strict):
     """How hard the shop may be hit, cluster-wide."""
 
-    requests_per_second: Annotated[float, Field(gt=0, le=1000)] = 2.0
+    requests_per_second: Annotated[float, Field(gt=0, le=10_000)] = 2.0
     burst: Annotated[int, Field(ge=1, le=100)] = 1
     max_concurrency: Annotated[int, Field(ge=1, le=256)] = 4
 
