@@ -102,6 +102,10 @@ class Worker:
         self._fetcher: Fetcher | None = None
         self._browser: BrowserFetcher | None = None
         self._flush_lock = asyncio.Lock()
+        # Finished jobs stay leased until their flush acks them, and leased jobs count against
+        # the site's concurrency in the queue: flush as soon as a batch's worth is waiting.
+        self._flush_now = asyncio.Event()
+        self._waiting = 0
 
     def stop(self) -> None:
         """Stop leasing; in-flight jobs finish (up to the grace period)."""
@@ -292,6 +296,9 @@ class Worker:
                 log.warning("could not record the failure of %s; its lease will expire", lease.url)
         else:
             self._finished.setdefault(lease.site_id, []).append(lease)
+            self._waiting += 1
+            if self._waiting >= max(8, self.options.batch // 2):
+                self._flush_now.set()
 
     def _crawl(self, recipe: Recipe) -> SiteCrawl:
         crawl = self._crawls.get(recipe.id)
@@ -325,7 +332,9 @@ class Worker:
         beat_every = max(0.5, self.options.visibility / 3)
         last_beat = time.monotonic()
         while True:
-            await asyncio.sleep(self.options.flush_every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), self.options.flush_every)
+            self._flush_now.clear()
             try:
                 await self._flush()
                 if time.monotonic() - last_beat >= beat_every:
@@ -350,6 +359,7 @@ class Worker:
         """Write buffered sightings, then ack the jobs that produced them."""
         async with self._flush_lock:
             finished, self._finished = self._finished, {}
+            self._waiting = 0
             sites = list(finished)
             for position, site_id in enumerate(sites):
                 leases = finished[site_id]
