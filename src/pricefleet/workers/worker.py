@@ -192,8 +192,8 @@ class Worker:
                 try:
                     if await self._drained(sites):
                         return
-                except QueueError:
-                    continue
+                except Exception:  # the queue or the store is unwell: try again shortly
+                    log.warning("could not tell whether the queue is drained", exc_info=True)
             # Nothing leasable (empty, paced or full): wait for a job to end or a short while.
             stop = asyncio.ensure_future(self._stopping.wait())
             waiters: set[asyncio.Future[Any]] = {stop}
@@ -248,8 +248,8 @@ class Worker:
                     await task
         try:
             await self._flush()
-        except PricefleetError as exc:
-            log.warning("last flush failed (its jobs will run again): %s", exc)
+        except Exception:
+            log.warning("last flush failed (its jobs will run again)", exc_info=True)
         left = list(self._inflight.values())
         if left:
             try:
@@ -340,8 +340,9 @@ class Worker:
                 if time.monotonic() - last_beat >= beat_every:
                     last_beat = time.monotonic()
                     await self._heartbeat()
-            except PricefleetError as exc:
-                log.warning("worker bookkeeping failed, will retry: %s", exc)
+            except Exception:
+                # This loop must outlive any error: without it leases lapse and nothing is acked.
+                log.warning("worker bookkeeping failed, will retry", exc_info=True)
 
     async def _heartbeat(self) -> None:
         leases = list(self._inflight.values())
