@@ -354,6 +354,25 @@ async def test_stale_products_least_recently_seen_first(shops: Store) -> None:
     assert await shops.stale_products("shop-a", at(0)) == []
 
 
+async def test_site_summaries_count_and_freshness(shops: Store) -> None:
+    """Each site's product count, how many are stale, and its newest sighting; empty sites too."""
+    await shops.ingest(
+        [
+            sighting("p1", "1.00", at(0)),
+            sighting("p2", "2.00", at(50)),
+            sighting("p3", "3.00", at(20)),
+        ]
+    )
+    summaries = {s.site_id: s for s in await shops.site_summaries(at(10))}
+    assert set(summaries) == {site.id for site in SITES}
+    a = summaries["shop-a"]
+    assert (a.products, a.stale, a.last_seen) == (3, 1, at(50))
+    assert a.name and a.base_url
+    b = summaries["shop-b"]
+    assert (b.products, b.stale, b.last_seen) == (0, 0, None)
+    assert [s.stale for s in await shops.site_summaries(at(100)) if s.site_id == "shop-a"] == [3]
+
+
 async def test_touch_confirms_without_a_new_state(shops: Store) -> None:
     """Touching products moves their last_seen and their current run's, and nothing else."""
     await shops.ingest([sighting("p1", "1.00", at(0)), sighting("p2", "2.00", at(0))])

@@ -24,6 +24,7 @@ from pricefleet.store.records import (
     ProductFilter,
     SearchHit,
     Sighting,
+    SiteSummary,
     SortKey,
 )
 
@@ -123,6 +124,11 @@ class Store(ABC):
         seen first: what the scheduler's freshness rule refreshes."""
 
     # --- reads ----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def site_summaries(self, stale_before: datetime) -> list[SiteSummary]:
+        """Every registered site with its product count, how many of them were last seen
+        before `stale_before`, and its newest sighting; ordered by site id."""
 
     @abstractmethod
     async def get_product(

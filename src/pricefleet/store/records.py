@@ -20,6 +20,7 @@ __all__ = [
     "ProductFilter",
     "SearchHit",
     "Sighting",
+    "SiteSummary",
     "SortKey",
 ]
 
@@ -98,6 +99,19 @@ class Move:
     new_price: Decimal
     change: float  # relative: -0.25 is a 25 % drop
     since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSummary:
+    """A shop as the store knows it: how many products, how fresh."""
+
+    site_id: str
+    name: str
+    base_url: str
+    region: str | None
+    products: int
+    stale: int  # products last seen before the freshness cut-off asked for
+    last_seen: datetime | None  # the newest sighting of any of its products
 
 
 @dataclass(frozen=True, slots=True)

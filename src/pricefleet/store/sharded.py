@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -34,6 +35,7 @@ from pricefleet.store.records import (
     ProductFilter,
     SearchHit,
     Sighting,
+    SiteSummary,
     SortKey,
 )
 
@@ -138,6 +140,24 @@ class ShardedStore(Store):
         return await self.shard(site_id).stale_products(site_id, seen_before, limit)
 
     # --- reads ----------------------------------------------------------------------------
+
+    async def site_summaries(self, stale_before: datetime) -> list[SiteSummary]:
+        # A site lives on one shard; merging by id keeps this right should one ever span two.
+        parts = await self._all(lambda shard: shard.site_summaries(stale_before))
+        merged: dict[str, SiteSummary] = {}
+        for summary in (s for part in parts for s in part):
+            seen = merged.get(summary.site_id)
+            if seen is None:
+                merged[summary.site_id] = summary
+                continue
+            newest = max((t for t in (seen.last_seen, summary.last_seen) if t), default=None)
+            merged[summary.site_id] = replace(
+                seen,
+                products=seen.products + summary.products,
+                stale=seen.stale + summary.stale,
+                last_seen=newest,
+            )
+        return [merged[site_id] for site_id in sorted(merged)]
 
     async def get_product(
         self, site_id: str, product_id: str, fields: Sequence[str] | None = None

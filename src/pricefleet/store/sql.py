@@ -40,6 +40,7 @@ from pricefleet.store.records import (
     ProductFilter,
     SearchHit,
     Sighting,
+    SiteSummary,
     SortKey,
     url_hash,
 )
@@ -291,6 +292,36 @@ class SqlStore(Store):
         return module.insert(table)
 
     # --- reads ----------------------------------------------------------------------------
+
+    async def site_summaries(self, stale_before: datetime) -> list[SiteSummary]:
+        """Every registered site with its product count, stale count and newest sighting."""
+        prod = products.c
+        counts = (
+            select(
+                prod.site_id,
+                func.count().label("products"),
+                func.count().filter(prod.last_seen < stale_before).label("stale"),
+                func.max(prod.last_seen).label("last_seen"),
+            )
+            .group_by(prod.site_id)
+            .subquery()
+        )
+        query = (
+            select(
+                sites_table.c.id,
+                sites_table.c.name,
+                sites_table.c.base_url,
+                sites_table.c.region,
+                func.coalesce(counts.c.products, 0),
+                func.coalesce(counts.c.stale, 0),
+                counts.c.last_seen,
+            )
+            .select_from(sites_table.outerjoin(counts, counts.c.site_id == sites_table.c.id))
+            .order_by(sites_table.c.id)
+        )
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [SiteSummary(*row) for row in rows]
 
     async def get_product(
         self, site_id: str, product_id: str, fields: Sequence[str] | None = None
