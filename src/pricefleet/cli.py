@@ -6,7 +6,7 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -36,12 +36,6 @@ jobs_app = typer.Typer(
 app.add_typer(jobs_app, name="jobs")
 
 console = Console(stderr=True)
-
-
-def _not_yet(command: str, issue: int) -> NoReturn:
-    """Commands the CLI already lists but a later issue builds."""
-    console.print(f"[yellow]`pricefleet {command}` is not built yet (issue #{issue}).[/]")
-    raise typer.Exit(2)
 
 
 @app.command()
@@ -86,9 +80,24 @@ def run(
 
 
 @app.command()
-def api() -> None:
-    """Serve the HTTP API (cluster profile: run as many as you like behind a balancer)."""
-    _not_yet("api", 6)
+def api(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default: settings).")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535)] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes.")] = 1,
+    dev: Annotated[bool, typer.Option(help="uvicorn with reload, for development.")] = False,
+) -> None:
+    """Serve the HTTP API with granian (cluster profile: run as many as you like behind a
+    balancer; they share nothing but the database, Redis and the queue)."""
+    from pricefleet.api.server import serve
+
+    settings = Settings()
+    serve(
+        settings,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers,
+        dev=dev,
+    )
 
 
 @app.command()

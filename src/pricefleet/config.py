@@ -51,6 +51,17 @@ class Settings(BaseSettings):
     workers: int = Field(default=2, ge=0, le=256)
     log_level: str = "INFO"
     log_json: bool = False
+    #: API cache time-to-live per kind, seconds (seeds 002-004: product 1 h, search 5 min,
+    #: trending 10 min, categories 7 d); sites carry live queue figures, so a minute.
+    cache_ttl_product: float = Field(default=3600, ge=0)
+    cache_ttl_search: float = Field(default=300, ge=0)
+    cache_ttl_trending: float = Field(default=600, ge=0)
+    cache_ttl_sites: float = Field(default=60, ge=0)
+    cache_ttl_categories: float = Field(default=7 * 86_400, ge=0)
+    #: Entries kept in each API process's memory (the first tier).
+    cache_size: int = Field(default=10_000, ge=1)
+    #: A product not seen for this long is stale (seed 004: refreshed every 24 h).
+    freshness_seconds: int = Field(default=86_400, ge=60)
 
     @field_validator("database_replica_urls", "database_shards", mode="before")
     @classmethod

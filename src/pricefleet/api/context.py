@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 if TYPE_CHECKING:
+    from pricefleet.api.cache import ApiCache
     from pricefleet.config import Settings
     from pricefleet.queue.base import JobQueue
+    from pricefleet.sites.schema import Recipe
     from pricefleet.store.base import Store
 
 __all__ = ["ApiContext", "context"]
@@ -27,6 +29,10 @@ class ApiContext:
     settings: Settings
     store: Store
     queue: JobQueue
+    cache: ApiCache
+    recipes: dict[str, Recipe]
+    #: Whether reads need no key (shapes Cache-Control: public answers may sit in a CDN).
+    public_reads: bool = True
 
 
 def context(request: Request) -> ApiContext:

@@ -83,6 +83,10 @@ class Store(ABC):
         """Release every connection."""
 
     @abstractmethod
+    async def ping(self) -> None:
+        """Raise `StoreError` unless every database behind this store answers a trivial query."""
+
+    @abstractmethod
     async def upgrade(self) -> None:
         """Migrate the schema to the newest revision (idempotent)."""
 

@@ -139,6 +139,9 @@ class ShardedStore(Store):
     ) -> list[tuple[str, str]]:
         return await self.shard(site_id).stale_products(site_id, seen_before, limit)
 
+    async def ping(self) -> None:
+        await self._all(lambda shard: shard.ping())
+
     # --- reads ----------------------------------------------------------------------------
 
     async def site_summaries(self, stale_before: datetime) -> list[SiteSummary]:

@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from sqlalchemy import ColumnElement, and_, func, literal, select, tuple_, update
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from pricefleet.errors import InvalidQuery
+from pricefleet.errors import InvalidQuery, StoreError
 from pricefleet.match import gtin_group, normalize_gtin
 from pricefleet.models import Site
 from pricefleet.store import ingest as _ingest
@@ -137,6 +137,14 @@ class SqlStore(Store):
                 return
         async with engine.connect() as conn:
             yield conn
+
+    async def ping(self) -> None:
+        """Raise `StoreError` unless the primary answers `SELECT 1`."""
+        try:
+            async with self.writer.connect() as conn:
+                await conn.execute(select(literal(1)))
+        except (*_UNREACHABLE, DBAPIError) as exc:
+            raise StoreError(f"database {self.writer.url!r} does not answer: {exc}") from exc
 
     async def upgrade(self) -> None:
         """Migrate the schema to the newest revision (idempotent)."""

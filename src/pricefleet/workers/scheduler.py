@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -32,7 +32,7 @@ from pricefleet.queue import JobQueue, NewJob
 from pricefleet.sites.schema import Recipe
 from pricefleet.store.base import Store
 
-__all__ = ["Scheduler", "TickReport", "start_jobs"]
+__all__ = ["Scheduler", "TickReport", "refresh_jobs", "start_jobs"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,25 @@ def start_jobs(recipe: Recipe, run: str, *, priority: int = 0) -> list[NewJob]:
                 NewJob(recipe.id, key, kind, key, priority=priority, run=run, payload={"run": run})
             )
     return jobs
+
+
+def refresh_jobs(
+    recipe: Recipe,
+    urls: Sequence[str],
+    *,
+    now: datetime,
+    priority: int = REFRESH_PRIORITY,
+    run: str = "",
+) -> list[NewJob]:
+    """Jobs that see these products of `recipe` again: each one's own page, deduplicated
+    against the same page queued or running. Products of an API shop have no page of their
+    own, so the shop's API is crawled again instead, at most once a day (its run dedups)."""
+    if recipe.discovery.api is not None:
+        return start_jobs(recipe, run or f"fresh-{now:%Y%m%d}", priority=priority)
+    return [
+        NewJob(recipe.id, key, JobKind.PRODUCT, key, priority=priority, run=run)
+        for key in dict.fromkeys(canonical(url) for url in urls)
+    ]
 
 
 @dataclass(slots=True)
@@ -134,12 +153,5 @@ class Scheduler:
         )
         if not stale:
             return 0
-        if recipe.discovery.api is not None:
-            # Products of an API shop have no page of their own: crawl the API again, once a day.
-            run = f"fresh-{now:%Y%m%d}"
-            return await self.queue.enqueue(start_jobs(recipe, run, priority=REFRESH_PRIORITY))
-        jobs = [
-            NewJob(recipe.id, key, JobKind.PRODUCT, key, priority=REFRESH_PRIORITY)
-            for key in {canonical(url) for _, url in stale}
-        ]
+        jobs = refresh_jobs(recipe, [url for _, url in stale], now=now)
         return await self.queue.enqueue(jobs)

@@ -1,0 +1,87 @@
+"""`create_app`: the FastAPI application, its middleware and its lifespan.
+
+The lifespan builds the `ApiContext` once (store, queue, cache, recipes) and closes it on
+shutdown; the embedded profile also migrates the database on start-up, as `pricefleet run`
+does. Tests pass their own settings; `pricefleet api` builds them from the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
+
+from pricefleet import __version__
+from pricefleet.api.cache import ApiCache
+from pricefleet.api.context import ApiContext
+from pricefleet.api.metrics import MetricsMiddleware
+from pricefleet.api.problems import install_problem_handlers
+from pricefleet.api.routes import catalog, fleet, health, products
+from pricefleet.config import Profile, Settings
+from pricefleet.queue import JobQueue
+from pricefleet.sites import load_recipes
+from pricefleet.store import Store
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+_DESCRIPTION = """Products and their price history from many shops, compared across shops.
+
+Money is a decimal string (`"1.19"`), times are ISO 8601 UTC. Errors are RFC 9457 problem
+documents. Lists page by cursor: pass `next_cursor` back as `cursor`."""
+
+
+async def open_context(settings: Settings) -> ApiContext:
+    """Open every long-lived client the API needs (the caller closes them: `close_context`)."""
+    store = Store.from_settings(settings)
+    try:
+        if settings.profile is Profile.EMBEDDED:
+            await store.upgrade()
+        queue = JobQueue.from_url(settings.effective_queue_url, prefix=settings.queue_prefix)
+        cache = ApiCache(settings)
+        await cache.init()
+    except BaseException:
+        await store.close()
+        raise
+    recipes = load_recipes(settings.recipes_dir) if settings.recipes_dir.is_dir() else {}
+    return ApiContext(settings=settings, store=store, queue=queue, cache=cache, recipes=recipes)
+
+
+async def close_context(ctx: ApiContext) -> None:
+    """Close what `open_context` opened."""
+    await ctx.cache.close()
+    await ctx.queue.close()
+    await ctx.store.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API application; `settings` default to the environment's."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = await open_context(settings)
+        app.state.ctx = ctx
+        try:
+            yield
+        finally:
+            await close_context(ctx)
+
+    app = FastAPI(
+        title="pricefleet",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(products.router)
+    app.include_router(catalog.router)
+    app.include_router(fleet.router)
+    app.include_router(health.router)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(MetricsMiddleware)
+    return app

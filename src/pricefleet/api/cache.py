@@ -1,0 +1,201 @@
+"""The API's response cache (cashews): ready-to-send bodies with their ETag, by kind, tagged.
+
+Embedded: an in-process memory cache. Cluster: two tiers — Redis shared by every API process,
+and each process's own memory in front of it, kept coherent by Redis client-side caching
+(broadcast tracking: a key changed or deleted in Redis is dropped from every process's memory).
+
+An entry is the serialised body, so a hit costs a lookup and no serialisation. Each entry is
+tagged with what it shows (`product:<site>:<id>`, `site:<site>`, or the kind for cross-site
+answers); `invalidate(tags)` drops every entry carrying one. Misses are single-flight in a
+process and, in the cluster, behind a short Redis lock, so a popular key expiring sends one
+query to the database, not one per waiting request (stampede). Hits and misses are counted
+per kind (`cache_hits_total`, `cache_misses_total`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from cashews import Cache
+from prometheus_client import Counter
+
+from pricefleet.config import Settings
+
+__all__ = ["ApiCache", "Entry", "Kind", "product_tag", "site_tag"]
+
+log = logging.getLogger(__name__)
+
+CACHE_HITS = Counter("cache_hits_total", "API cache hits.", ["kind"])
+CACHE_MISSES = Counter("cache_misses_total", "API cache misses.", ["kind"])
+
+#: How long a request waits for another process computing the same key before computing itself.
+_LOCK_WAIT = 2.0
+_LOCK_POLL = 0.02
+
+
+class Kind(StrEnum):
+    """What a cached answer is; each kind has its own TTL and Cache-Control."""
+
+    PRODUCT = "product"
+    HISTORY = "history"
+    LIST = "list"
+    SEARCH = "search"
+    COMPARE = "compare"
+    TRENDING = "trending"
+    SITES = "sites"
+    CATEGORIES = "categories"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A cached answer: its body, strong ETag, tags, and when its data was last seen."""
+
+    body: bytes
+    etag: str
+    tags: tuple[str, ...]
+    built_at: float
+    seen_at: float | None = None  # the product's last sighting (epoch), for max_age
+
+
+def product_tag(site_id: str, product_id: str) -> str:
+    """The tag of every entry showing one product."""
+    return f"product:{site_id}:{product_id}"
+
+
+def site_tag(site_id: str) -> str:
+    """The tag of every entry showing any product of a site."""
+    return f"site:{site_id}"
+
+
+def make_entry(
+    body: bytes, tags: Iterable[str], seen_at: float | None = None, built_at: float | None = None
+) -> Entry:
+    """An entry for `body`, with its strong ETag (a hash of the exact bytes)."""
+    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    return Entry(body, etag, tuple(tags), time.time() if built_at is None else built_at, seen_at)
+
+
+class ApiCache:
+    """Cached answers of the API, with per-kind TTLs, tags and stampede protection."""
+
+    def __init__(self, settings: Settings, *, name: str = "api") -> None:
+        self.settings = settings
+        self.ttls: dict[Kind, float] = {
+            Kind.PRODUCT: settings.cache_ttl_product,
+            Kind.HISTORY: settings.cache_ttl_product,
+            Kind.LIST: settings.cache_ttl_search,
+            Kind.SEARCH: settings.cache_ttl_search,
+            Kind.COMPARE: settings.cache_ttl_search,
+            Kind.TRENDING: settings.cache_ttl_trending,
+            Kind.SITES: settings.cache_ttl_sites,
+            Kind.CATEGORIES: settings.cache_ttl_categories,
+        }
+        self._cache = Cache(name)
+        self._shared = settings.redis_url is not None
+        # Our own namespace on every key and tag: a Redis may be shared (queue, deployments).
+        # The client-side backend puts it before every key itself; tag sets need it added.
+        self._ns = f"{settings.queue_prefix}:cache:"
+        if self._shared:
+            assert settings.redis_url is not None
+            self._cache.setup(
+                settings.redis_url,
+                client_side=True,
+                client_side_prefix=self._ns,
+                suppress=True,  # Redis down: a miss (the database answers), never an error
+                socket_connect_timeout=1,
+            )
+        else:
+            self._cache.setup(f"mem://?size={settings.cache_size}")
+        self._flights: dict[str, asyncio.Future[Entry]] = {}
+
+    async def init(self) -> None:
+        """Connect (cluster: Redis and its invalidation channel)."""
+        await self._cache.init()
+
+    async def close(self) -> None:
+        """Disconnect."""
+        await self._cache.close()
+
+    def ttl(self, kind: Kind) -> float:
+        """Seconds an answer of `kind` is kept."""
+        return self.ttls[kind]
+
+    async def get(self, kind: Kind, key: str) -> Entry | None:
+        """The cached entry, counting a hit or a miss."""
+        entry = await self._cache.get(key)
+        if isinstance(entry, Entry):
+            CACHE_HITS.labels(kind.value).inc()
+            return entry
+        CACHE_MISSES.labels(kind.value).inc()
+        return None
+
+    async def get_or_build(
+        self, kind: Kind, key: str, build: Callable[[], Awaitable[Entry]], *, fresh: bool = False
+    ) -> Entry:
+        """The cached answer under `key`, or `build()`'s, cached. With `fresh`, skip the cache
+        read (the caller knows the entry is too old) but still share one build."""
+        if not fresh:
+            entry = await self.get(kind, key)
+            if entry is not None:
+                return entry
+        flight = self._flights.get(key)
+        if flight is not None:  # this process is already building it
+            return await asyncio.shield(flight)
+        future: asyncio.Future[Entry] = asyncio.get_running_loop().create_future()
+        self._flights[key] = future
+        try:
+            entry = await self._build_once(kind, key, build, fresh)
+            future.set_result(entry)
+            return entry
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        finally:
+            del self._flights[key]
+
+    async def _build_once(
+        self, kind: Kind, key: str, build: Callable[[], Awaitable[Entry]], fresh: bool
+    ) -> Entry:
+        if not self._shared:
+            return await self._build_and_set(kind, key, build)
+        lock = f"lock:{key}"
+        if await self._cache.set_lock(lock, "1", expire=_LOCK_WAIT * 2):
+            try:
+                return await self._build_and_set(kind, key, build)
+            finally:
+                await self._cache.unlock(lock, "1")
+        # Another process builds it: wait for its answer, a little.
+        started, deadline = time.time(), time.monotonic() + _LOCK_WAIT
+        while time.monotonic() < deadline:
+            await asyncio.sleep(_LOCK_POLL)
+            entry = await self._cache.get(key)
+            if isinstance(entry, Entry) and (not fresh or entry.built_at >= started):
+                return entry
+            if not await self._cache.is_locked(lock):
+                break
+        return await self._build_and_set(kind, key, build)
+
+    async def _build_and_set(
+        self, kind: Kind, key: str, build: Callable[[], Awaitable[Entry]]
+    ) -> Entry:
+        entry = await build()
+        tags = [self._ns + tag for tag in entry.tags]
+        await self._cache.set(key, entry, expire=self.ttls[kind], tags=tags)
+        return entry
+
+    async def invalidate(self, tags: Sequence[str]) -> None:
+        """Drop every entry carrying one of `tags`, in every process sharing the cache."""
+        if tags:
+            await self._cache.delete_tags(*(self._ns + tag for tag in tags))
+
+    async def clear(self) -> None:
+        """Drop every entry of this cache (after the event bus lost events). Only its own keys:
+        never a FLUSHDB, as the Redis may hold the job queue."""
+        await self._cache.delete_match("*")

@@ -1,0 +1,55 @@
+"""HTTP caching for clients and CDNs: strong ETags, 304s, Cache-Control and cache-tag headers.
+
+Every cacheable answer is an `Entry` (body + ETag + tags) from `api.cache`; `send` turns it into
+a response, or a 304 when the client already holds that exact body. `Cache-Control` says how
+long a browser may keep it (`max-age`) and how long a shared cache may (`s-maxage`, the kind's
+TTL, since a change purges the CDN through the tags); `Cache-Tag` (Cloudflare) and
+`Surrogate-Key` (Fastly, Varnish) name the tags a purge targets.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+from starlette.responses import Response
+
+from pricefleet.api.cache import Entry
+
+__all__ = ["JSON", "cache_control", "etag_matches", "send"]
+
+JSON = "application/json"
+#: A browser revalidates after at most this long (it gets a 304 when nothing changed).
+_BROWSER_MAX_AGE = 60
+
+
+def cache_control(ttl: float, *, public: bool) -> str:
+    """The Cache-Control of an answer kept `ttl` seconds by our cache."""
+    if ttl <= 0:
+        return "no-cache"
+    browser = min(_BROWSER_MAX_AGE, int(ttl))
+    if not public:  # answers behind a key: only the client's own cache
+        return f"private, max-age={browser}"
+    return f"public, max-age={browser}, s-maxage={int(ttl)}, stale-while-revalidate=30"
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    """Whether an If-None-Match header names `etag` (weak comparison, as RFC 9110 asks for
+    If-None-Match; `*` matches any)."""
+    if not header:
+        return False
+    bare = etag.removeprefix("W/")
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == bare:
+            return True
+    return False
+
+
+def send(request: Request, entry: Entry, ttl: float, *, public: bool) -> Response:
+    """The response for `entry`: 200 with the body, or 304 when the client holds it."""
+    headers = {"ETag": entry.etag, "Cache-Control": cache_control(ttl, public=public)}
+    if entry.tags:
+        headers["Cache-Tag"] = ",".join(entry.tags)
+        headers["Surrogate-Key"] = " ".join(entry.tags)
+    if etag_matches(request.headers.get("if-none-match"), entry.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(entry.body, media_type=JSON, headers=headers)

@@ -1,0 +1,129 @@
+"""The fleet: shops with their freshness, job queues (pause/resume), crawls on demand."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from starlette.responses import Response
+
+from pricefleet.api.cache import Entry, Kind, make_entry
+from pricefleet.api.context import ApiContext, context
+from pricefleet.api.http import send
+from pricefleet.api.problems import Problem
+from pricefleet.api.schemas import CrawlIn, CrawlOut, QueueOut, QueuesOut, SiteOut, SitesOut
+from pricefleet.crawl.urls import same_site
+from pricefleet.queue.base import SiteStats
+from pricefleet.workers.scheduler import refresh_jobs, start_jobs
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["fleet"])
+
+Ctx = Annotated[ApiContext, Depends(context)]
+SiteId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
+#: A crawl id is `<site>.<token>`: the site finds the queue, the token the crawl's run.
+_CRAWL_ID = r"^[a-z0-9][a-z0-9_-]*\.[A-Za-z0-9_-]{8,64}$"
+
+
+def queue_out(stats: SiteStats) -> QueueOut:
+    """A site's queue figures as the API shows them."""
+    return QueueOut(
+        site_id=stats.site_id,
+        depth=stats.depth,
+        queued=stats.queued,
+        delayed=stats.delayed,
+        leased=stats.leased,
+        dead=stats.dead,
+        oldest_age_seconds=stats.oldest_age,
+        paused=stats.paused,
+        hold_seconds=stats.hold_seconds,
+        enqueued_total=stats.enqueued_total,
+        acked_total=stats.acked_total,
+        failed_total=stats.failed_total,
+    )
+
+
+@router.get("/sites", response_model=SitesOut, summary="Shops, their freshness and queues")
+async def sites(request: Request, ctx: Ctx) -> Response:
+    """Every registered shop: products, how many are stale (not seen within the freshness
+    window), its newest sighting, and its crawl queue."""
+
+    async def build() -> Entry:
+        window = ctx.settings.freshness_seconds
+        summaries = await ctx.store.site_summaries(datetime.now(UTC) - timedelta(seconds=window))
+        queues = await ctx.queue.stats([s.site_id for s in summaries]) if summaries else {}
+        items = [
+            SiteOut(
+                id=s.site_id,
+                name=s.name,
+                base_url=s.base_url,
+                region=s.region,
+                products=s.products,
+                stale_products=s.stale,
+                fresh_ratio=(s.products - s.stale) / s.products if s.products else None,
+                last_seen=s.last_seen,
+                queue=queue_out(queues[s.site_id]) if s.site_id in queues else None,
+            )
+            for s in summaries
+        ]
+        body = SitesOut(freshness_seconds=window, items=items).model_dump_json()
+        return make_entry(body.encode(), [Kind.SITES.value])
+
+    entry = await ctx.cache.get_or_build(Kind.SITES, "sites", build)
+    return send(request, entry, ctx.cache.ttl(Kind.SITES), public=ctx.public_reads)
+
+
+@router.get("/queues", response_model=QueuesOut, summary="Job queues per site")
+async def queues(ctx: Ctx) -> QueuesOut:
+    """Depth, oldest job's age, in-flight jobs and totals of every site's queue (live)."""
+    stats = await ctx.queue.stats()
+    return QueuesOut(items=[queue_out(stats[site]) for site in sorted(stats)])
+
+
+@router.post("/queues/{site_id}/pause", response_model=QueueOut, summary="Pause a site")
+async def pause(ctx: Ctx, site_id: SiteId) -> QueueOut:
+    """Stop leasing the site's jobs (in-flight ones finish); they wait until resumed."""
+    await ctx.queue.pause(site_id)
+    return queue_out((await ctx.queue.stats([site_id]))[site_id])
+
+
+@router.post("/queues/{site_id}/resume", response_model=QueueOut, summary="Resume a site")
+async def resume(ctx: Ctx, site_id: SiteId) -> QueueOut:
+    """Lease the site's jobs again."""
+    await ctx.queue.resume(site_id)
+    return queue_out((await ctx.queue.stats([site_id]))[site_id])
+
+
+@router.post("/crawls", response_model=CrawlOut, status_code=202, summary="Start a crawl")
+async def start_crawl(ctx: Ctx, crawl: CrawlIn) -> CrawlOut:
+    """Crawl a whole site from its recipe's start URLs, or refresh a list of its product
+    pages. Jobs already queued or running for the same page are not queued twice."""
+    recipe = ctx.recipes.get(crawl.site_id)
+    if recipe is None:
+        known = ", ".join(sorted(ctx.recipes)) or "none"
+        raise Problem(404, f"no recipe for site {crawl.site_id!r}; known sites: {known}")
+    run = secrets.token_urlsafe(12)
+    if crawl.urls is None:
+        jobs = start_jobs(recipe, run, priority=crawl.priority)
+    else:
+        urls = [str(url) for url in crawl.urls]
+        outside = [u for u in urls if not same_site(u, [recipe.base_url, *recipe.seeds])]
+        if outside:
+            raise Problem(
+                422,
+                f"URLs outside site {crawl.site_id!r}: {outside[:3]}",
+                title="Invalid request",
+            )
+        jobs = refresh_jobs(recipe, urls, now=datetime.now(UTC), priority=crawl.priority, run=run)
+    enqueued = await ctx.queue.enqueue(jobs)
+    stats = (await ctx.queue.stats([crawl.site_id])).get(crawl.site_id)
+    return CrawlOut(
+        id=f"{crawl.site_id}.{run}",
+        site_id=crawl.site_id,
+        status="queued",
+        jobs_enqueued=enqueued,
+        queue=queue_out(stats) if stats else None,
+    )
