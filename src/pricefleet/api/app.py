@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.middleware.gzip import GZipMiddleware
@@ -37,17 +37,17 @@ documents. Lists page by cursor: pass `next_cursor` back as `cursor`."""
 
 async def open_context(settings: Settings) -> ApiContext:
     """Open every long-lived client the API needs (the caller closes them: `close_context`)."""
-    store = Store.from_settings(settings)
-    try:
+    recipes = load_recipes(settings.recipes_dir) if settings.recipes_dir.is_dir() else {}
+    async with AsyncExitStack() as opened:
+        store = Store.from_settings(settings)
+        opened.push_async_callback(store.close)
         if settings.profile is Profile.EMBEDDED:
             await store.upgrade()
         queue = JobQueue.from_url(settings.effective_queue_url, prefix=settings.queue_prefix)
+        opened.push_async_callback(queue.close)
         cache = ApiCache(settings)
         await cache.init()
-    except BaseException:
-        await store.close()
-        raise
-    recipes = load_recipes(settings.recipes_dir) if settings.recipes_dir.is_dir() else {}
+        opened.pop_all()  # all open: the caller owns them now
     return ApiContext(settings=settings, store=store, queue=queue, cache=cache, recipes=recipes)
 
 

@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import logging
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -120,7 +121,10 @@ class ApiCache:
 
     async def close(self) -> None:
         """Disconnect."""
-        await self._cache.close()
+        with warnings.catch_warnings():
+            # cashews (7.6) closes its redis-py client with the deprecated `close()`.
+            warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)
+            await self._cache.close()
 
     def ttl(self, kind: Kind) -> float:
         """Seconds an answer of `kind` is kept."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, PlainSerializer
 
 __all__ = [
     "CompareOut",
@@ -32,6 +32,23 @@ __all__ = [
     "SitesOut",
     "TrendingOut",
 ]
+
+
+_CENTS = Decimal("0.01")
+
+
+def money_text(amount: Decimal) -> str:
+    """A money amount as text: at least two decimals, more only when they carry a digit
+    (`1.1900` → "1.19", `2.5` → "2.50", `0.9475` → "0.9475")."""
+    normal = amount.normalize()
+    exponent = normal.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -2:
+        normal = normal.quantize(_CENTS)
+    return f"{normal:f}"
+
+
+#: Money in JSON: a decimal string, never a float.
+Money = Annotated[Decimal, PlainSerializer(money_text, return_type=str, when_used="json")]
 
 
 class _Out(BaseModel):
@@ -55,14 +72,14 @@ class ProductOut(_Out):
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     raw: Any = None
-    price: Decimal | None = None
+    price: Money | None = None
     currency: str | None = None
-    regular_price: Decimal | None = None
+    regular_price: Money | None = None
     is_discounted: bool | None = None
-    unit_price: Decimal | None = Field(None, description="Our normalised price per `unit`.")
+    unit_price: Money | None = Field(None, description="Our normalised price per `unit`.")
     unit: str | None = Field(None, description="kg, l or unit.")
     availability: str | None = None
-    shop_unit_price: Decimal | None = Field(None, description="The shop's own stated unit price.")
+    shop_unit_price: Money | None = Field(None, description="The shop's own stated unit price.")
     shop_unit: str | None = None
     price_changed_at: datetime | None = None
     group_id: str | None = Field(None, description="Cross-shop match group, when matched.")
@@ -80,14 +97,14 @@ class HistoryRow(_Out):
 
     observed_at: datetime
     last_seen: datetime
-    price: Decimal
+    price: Money
     currency: str
-    regular_price: Decimal | None = None
+    regular_price: Money | None = None
     is_discounted: bool
-    unit_price: Decimal | None = None
+    unit_price: Money | None = None
     unit: str | None = None
     availability: str
-    shop_unit_price: Decimal | None = None
+    shop_unit_price: Money | None = None
     shop_unit: str | None = None
 
 
@@ -131,8 +148,8 @@ class MoveOut(_Out):
     site_id: str
     product_id: str
     name: str
-    old_price: Decimal
-    new_price: Decimal
+    old_price: Money
+    new_price: Money
     change: float
     since: datetime
 
