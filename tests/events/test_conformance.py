@@ -20,6 +20,7 @@ from pricefleet.events import (
     Subscription,
     price_changed,
 )
+from pricefleet.events import redis as redis_events
 from pricefleet.events.sqlite import SqliteEventBus
 from tests.events.conftest import BusSpec, PrivateRedis
 
@@ -210,3 +211,22 @@ async def test_a_subscriber_survives_a_redis_restart(private_redis: PrivateRedis
     finally:
         await publisher.close()
         await listener.close()
+
+
+async def test_subscribing_while_redis_is_down_starts_with_a_reset(
+    private_redis: PrivateRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`subscribe` with Redis down returns after its wait; once Redis answers the subscription
+    yields a reset, then live events."""
+    monkeypatch.setattr(redis_events, "SUBSCRIBE_WAIT", 0.5)
+    await private_redis.stop()
+    bus = EventBus.from_url(private_redis.url, prefix="pf")
+    try:
+        async with bus.subscribe() as events:
+            await private_redis.start()
+            (reset,) = await receive(events)
+            assert reset.kind == BUS_RESET
+            await bus.publish([changed("shop-a", "1")])
+            assert [e.product_ids for e in await receive(events)] == [("1",)]
+    finally:
+        await bus.close()

@@ -64,7 +64,7 @@ class RedisEventBus(EventBus):
         self._channel = f"{prefix}:events"
         self._client_name = re.sub(r"[^\w.:-]", "_", f"pricefleet-events-{prefix}")
         # Short timeouts and one retry (a pooled connection that died with a restart is
-        # replaced): a publish waits for an unreachable Redis about two seconds at most.
+        # replaced): a publish waits for an unreachable Redis a few seconds at most.
         self._redis: aioredis.Redis = aioredis.Redis.from_url(
             url,
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=1),
