@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     cache_ttl_categories: float = Field(default=7 * 86_400, ge=0)
     #: Entries kept in each API process's memory (the first tier).
     cache_size: int = Field(default=10_000, ge=1)
+    #: Where invalidated cache tags are POSTed (`{"tags": [...]}`), e.g. a CDN purge relay.
+    cache_purge_url: str | None = Field(default=None, pattern=r"^https?://")
     #: A product not seen for this long is stale (seed 004: refreshed every 24 h).
     freshness_seconds: int = Field(default=86_400, ge=60)
 
@@ -120,6 +122,14 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'pricefleet.db').resolve()}"
+
+    @property
+    def events_url(self) -> str:
+        """The event bus: Redis pub/sub in the cluster profile, else a SQLite file in
+        `data_dir` (workers and the API are separate processes even on one machine)."""
+        if self.redis_url is not None:
+            return self.redis_url
+        return f"sqlite:///{(self.data_dir / 'events.db').resolve()}"
 
     @property
     def effective_queue_url(self) -> str:

@@ -30,9 +30,11 @@ async def test_product_with_fields_and_problem_for_unknown(api: Api) -> None:
     missing = await api.client.get("/v1/products/shop-a/ghost")
     assert missing.status_code == 404
     assert missing.headers["content-type"] == PROBLEM
-    assert missing.json()["status"] == 404 and "ghost" in missing.json()["detail"]
+    assert missing.json()["status"] == 404
+    assert "ghost" in missing.json()["detail"]
     bad = await api.client.get("/v1/products/shop-a/p1?fields=name,secret")
-    assert bad.status_code == 400 and "secret" in bad.json()["detail"]
+    assert bad.status_code == 400
+    assert "secret" in bad.json()["detail"]
 
 
 async def test_list_filters_and_cursor_pages(api: Api) -> None:
@@ -61,7 +63,8 @@ async def test_list_filters_and_cursor_pages(api: Api) -> None:
     deals = (await api.client.get("/v1/products?discounted=true")).json()["items"]
     assert sorted(i["id"] for i in deals) == ["p3", "p6", "p9"]
     bad = await api.client.get("/v1/products?cursor=garbage")
-    assert bad.status_code == 400 and bad.headers["content-type"] == PROBLEM
+    assert bad.status_code == 400
+    assert bad.headers["content-type"] == PROBLEM
     invalid = await api.client.get("/v1/products?limit=0&sort=colour")
     assert invalid.status_code == 422
     assert {e["field"] for e in invalid.json()["errors"]} == {"query.limit", "query.sort"}
@@ -115,12 +118,14 @@ async def test_etag_304_cache_headers_and_gzip(api: Api) -> None:
     await api.ctx.store.ingest([sighting(f"p{i}", "1.00", at(0)) for i in range(40)])
     r = await api.client.get("/v1/products/shop-a/p1")
     etag = r.headers["etag"]
-    assert etag.startswith('"') and etag.endswith('"')
+    assert etag.startswith('"')
+    assert etag.endswith('"')
     assert "max-age=" in r.headers["cache-control"]
     assert r.headers["cache-tag"] == "product:shop-a:p1,site:shop-a"
     assert r.headers["surrogate-key"] == "product:shop-a:p1 site:shop-a"
     again = await api.client.get("/v1/products/shop-a/p1", headers={"If-None-Match": etag})
-    assert again.status_code == 304 and again.content == b""
+    assert again.status_code == 304
+    assert again.content == b""
     assert again.headers["etag"] == etag
     other = await api.client.get("/v1/products/shop-a/p1", headers={"If-None-Match": '"x"'})
     assert other.status_code == 200
@@ -139,10 +144,12 @@ async def test_cached_until_invalidated(api: Api) -> None:
     first = await api.client.get("/v1/products/shop-a/p1")
     await api.ctx.store.ingest([sighting("p1", "2.00", at(10))])
     cached = await api.client.get("/v1/products/shop-a/p1")
-    assert cached.json()["price"] == "1.00" and cached.headers["etag"] == first.headers["etag"]
+    assert cached.json()["price"] == "1.00"
+    assert cached.headers["etag"] == first.headers["etag"]
     await api.ctx.cache.invalidate([product_tag("shop-a", "p1")])
     fresh = await api.client.get("/v1/products/shop-a/p1")
-    assert fresh.json()["price"] == "2.00" and fresh.headers["etag"] != first.headers["etag"]
+    assert fresh.json()["price"] == "2.00"
+    assert fresh.headers["etag"] != first.headers["etag"]
 
 
 async def test_stale_reads_share_one_refresh_job(api: Api) -> None:
@@ -168,8 +175,13 @@ async def test_fresh_read_returns_the_refreshed_price(api: Api) -> None:
     await api.client.get("/v1/products/shop-a/p1")  # cached, stale
 
     async def worker() -> None:
-        while not (await api.ctx.queue.lease(1, sites=["shop-a"])):
+        # Plays the worker: polls the queue as a worker does, then stores a new sighting.
+        for _ in range(500):
+            if await api.ctx.queue.lease(1, sites=["shop-a"]):
+                break
             await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the fresh read queued no refresh job")
         await api.ctx.store.ingest([sighting("p1", "0.80", datetime.now(UTC))])
 
     task = asyncio.create_task(worker())
@@ -184,7 +196,8 @@ async def test_crawls_and_queues(api: Api) -> None:
     r = await api.client.post("/v1/crawls", json={"site_id": "shop-a", "priority": 10})
     assert r.status_code == 202
     crawl = r.json()
-    assert crawl["id"].startswith("shop-a.") and crawl["jobs_enqueued"] == 1
+    assert crawl["id"].startswith("shop-a.")
+    assert crawl["jobs_enqueued"] == 1
     urls = ["http://shop-a.test/p/1", "http://shop-a.test/p/2", "http://shop-a.test/p/1"]
     r = await api.client.post("/v1/crawls", json={"site_id": "shop-a", "urls": urls})
     assert r.json()["jobs_enqueued"] == 2
@@ -198,11 +211,13 @@ async def test_crawls_and_queues(api: Api) -> None:
     elsewhere = await api.client.post(
         "/v1/crawls", json={"site_id": "shop-a", "urls": ["http://evil.test/x"]}
     )
-    assert elsewhere.status_code == 422 and "evil.test" in elsewhere.json()["detail"]
+    assert elsewhere.status_code == 422
+    assert "evil.test" in elsewhere.json()["detail"]
     unknown = await api.client.post("/v1/crawls", json={"site_id": "nope"})
     assert unknown.status_code == 404
     malformed = await api.client.post("/v1/crawls", json={"site_id": "shop-a", "urls": ["ftp:/x"]})
-    assert malformed.status_code == 422 and malformed.headers["content-type"] == PROBLEM
+    assert malformed.status_code == 422
+    assert malformed.headers["content-type"] == PROBLEM
 
 
 async def test_sites_health_and_metrics(api: Api) -> None:
@@ -216,7 +231,8 @@ async def test_sites_health_and_metrics(api: Api) -> None:
     assert (a["products"], a["stale_products"], a["fresh_ratio"]) == (2, 1, 0.5)
     assert (await api.client.get("/healthz")).json() == {"status": "ok"}
     ready = await api.client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok", "queue": "ok"}
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"database": "ok", "queue": "ok"}
     for _ in range(2):
         await api.client.get("/v1/products/shop-a/p1")
     text = (await api.client.get("/metrics")).text
@@ -226,7 +242,8 @@ async def test_sites_health_and_metrics(api: Api) -> None:
     )
     assert 'cache_hits_total{kind="product"}' in text
     unmatched = await api.client.get("/no/such/path")
-    assert unmatched.status_code == 404 and unmatched.headers["content-type"] == PROBLEM
+    assert unmatched.status_code == 404
+    assert unmatched.headers["content-type"] == PROBLEM
 
 
 @pytest.mark.parametrize("settings", ["cluster"], indirect=True)
@@ -239,5 +256,6 @@ async def test_readyz_names_a_database_that_is_down(api: Api) -> None:
     r = await api.client.get("/readyz")
     assert r.status_code == 503
     body = r.json()
-    assert body["status"] == "degraded" and body["checks"]["database"].startswith("error")
+    assert body["status"] == "degraded"
+    assert body["checks"]["database"].startswith("error")
     assert body["checks"]["queue"] == "ok"

@@ -17,10 +17,12 @@ from starlette.middleware.gzip import GZipMiddleware
 from pricefleet import __version__
 from pricefleet.api.cache import ApiCache
 from pricefleet.api.context import ApiContext
+from pricefleet.api.invalidation import invalidation
 from pricefleet.api.metrics import MetricsMiddleware
 from pricefleet.api.problems import install_problem_handlers
 from pricefleet.api.routes import catalog, fleet, health, products
 from pricefleet.config import Profile, Settings
+from pricefleet.events import EventBus
 from pricefleet.queue import JobQueue
 from pricefleet.sites import load_recipes
 from pricefleet.store import Store
@@ -47,12 +49,17 @@ async def open_context(settings: Settings) -> ApiContext:
         opened.push_async_callback(queue.close)
         cache = ApiCache(settings)
         await cache.init()
+        opened.push_async_callback(cache.close)
+        events = EventBus.from_url(settings.events_url, prefix=settings.queue_prefix)
         opened.pop_all()  # all open: the caller owns them now
-    return ApiContext(settings=settings, store=store, queue=queue, cache=cache, recipes=recipes)
+    return ApiContext(
+        settings=settings, store=store, queue=queue, cache=cache, events=events, recipes=recipes
+    )
 
 
 async def close_context(ctx: ApiContext) -> None:
     """Close what `open_context` opened."""
+    await ctx.events.close()
     await ctx.cache.close()
     await ctx.queue.close()
     await ctx.store.close()
@@ -67,7 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ctx = await open_context(settings)
         app.state.ctx = ctx
         try:
-            yield
+            async with invalidation(ctx.cache, ctx.events, settings.cache_purge_url):
+                yield
         finally:
             await close_context(ctx)
 

@@ -1,15 +1,18 @@
 """The API's response cache (cashews): ready-to-send bodies with their ETag, by kind, tagged.
 
-Embedded: an in-process memory cache. Cluster: two tiers — Redis shared by every API process,
-and each process's own memory in front of it, kept coherent by Redis client-side caching
-(broadcast tracking: a key changed or deleted in Redis is dropped from every process's memory).
+Embedded: each process's memory. Cluster: two tiers — the process's memory in front of Redis,
+which every API process shares. A miss in memory asks Redis, and a Redis hit fills memory.
+The tiers stay coherent through the event bus, not through Redis key tracking: every API process
+hears each `product.price_changed` event (`api.invalidation`) and drops the tagged entries from
+its own memory and from Redis, and a lost event (`bus.reset`) clears the memory tier.
 
 An entry is the serialised body, so a hit costs a lookup and no serialisation. Each entry is
 tagged with what it shows (`product:<site>:<id>`, `site:<site>`, or the kind for cross-site
 answers); `invalidate(tags)` drops every entry carrying one. Misses are single-flight in a
 process and, in the cluster, behind a short Redis lock, so a popular key expiring sends one
 query to the database, not one per waiting request (stampede). Hits and misses are counted
-per kind (`cache_hits_total`, `cache_misses_total`).
+per kind (`cache_hits_total`, `cache_misses_total`). Redis being down makes the shared tier a
+miss, never an error: the database answers.
 """
 
 from __future__ import annotations
@@ -97,42 +100,49 @@ class ApiCache:
             Kind.SITES: settings.cache_ttl_sites,
             Kind.CATEGORIES: settings.cache_ttl_categories,
         }
-        self._cache = Cache(name)
-        self._shared = settings.redis_url is not None
-        # Our own namespace on every key and tag: a Redis may be shared (queue, deployments).
-        # The client-side backend puts it before every key itself; tag sets need it added.
+        self._local = Cache(f"{name}-local")
+        self._local.setup(f"mem://?size={settings.cache_size}")
+        # Our own namespace on every shared key and tag: a Redis may hold the queue too.
         self._ns = f"{settings.queue_prefix}:cache:"
-        if self._shared:
-            assert settings.redis_url is not None
-            self._cache.setup(
+        self._redis: Cache | None = None
+        if settings.redis_url is not None:
+            self._redis = Cache(f"{name}-redis")
+            self._redis.setup(
                 settings.redis_url,
-                client_side=True,
-                client_side_prefix=self._ns,
-                suppress=True,  # Redis down: a miss (the database answers), never an error
+                suppress=True,  # Redis down: a miss, never an error
                 socket_connect_timeout=1,
+                socket_timeout=1,
             )
-        else:
-            self._cache.setup(f"mem://?size={settings.cache_size}")
         self._flights: dict[str, asyncio.Future[Entry]] = {}
 
     async def init(self) -> None:
-        """Connect (cluster: Redis and its invalidation channel)."""
-        await self._cache.init()
+        """Connect (cluster: to Redis)."""
+        await self._local.init()
+        if self._redis is not None:
+            await self._redis.init()
 
     async def close(self) -> None:
         """Disconnect."""
-        with warnings.catch_warnings():
-            # cashews (7.6) closes its redis-py client with the deprecated `close()`.
-            warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)
-            await self._cache.close()
+        await self._local.close()
+        if self._redis is not None:
+            with warnings.catch_warnings():
+                # cashews (7.6) closes its redis-py client with the deprecated `close()`.
+                warnings.filterwarnings("ignore", "Call to deprecated close", DeprecationWarning)
+                await self._redis.close()
 
     def ttl(self, kind: Kind) -> float:
         """Seconds an answer of `kind` is kept."""
         return self.ttls[kind]
 
     async def get(self, kind: Kind, key: str) -> Entry | None:
-        """The cached entry, counting a hit or a miss."""
-        entry = await self._cache.get(key)
+        """The cached entry (memory first, then Redis), counting a hit or a miss."""
+        entry = await self._local.get(key)
+        if entry is None and self._redis is not None:
+            entry = await self._redis.get(self._ns + key)
+            if isinstance(entry, Entry):
+                left = self.ttls[kind] - (time.time() - entry.built_at)
+                if left > 0:
+                    await self._local.set(key, entry, expire=left, tags=entry.tags)
         if isinstance(entry, Entry):
             CACHE_HITS.labels(kind.value).inc()
             return entry
@@ -167,22 +177,23 @@ class ApiCache:
     async def _build_once(
         self, kind: Kind, key: str, build: Callable[[], Awaitable[Entry]], fresh: bool
     ) -> Entry:
-        if not self._shared:
+        shared = self._redis
+        if shared is None:
             return await self._build_and_set(kind, key, build)
-        lock = f"lock:{key}"
-        if await self._cache.set_lock(lock, "1", expire=_LOCK_WAIT * 2):
+        lock = f"{self._ns}lock:{key}"
+        if await shared.set_lock(lock, "1", expire=_LOCK_WAIT * 2):
             try:
                 return await self._build_and_set(kind, key, build)
             finally:
-                await self._cache.unlock(lock, "1")
+                await shared.unlock(lock, "1")
         # Another process builds it: wait for its answer, a little.
         started, deadline = time.time(), time.monotonic() + _LOCK_WAIT
         while time.monotonic() < deadline:
             await asyncio.sleep(_LOCK_POLL)
-            entry = await self._cache.get(key)
+            entry = await shared.get(self._ns + key)
             if isinstance(entry, Entry) and (not fresh or entry.built_at >= started):
                 return entry
-            if not await self._cache.is_locked(lock):
+            if not await shared.is_locked(lock):
                 break
         return await self._build_and_set(kind, key, build)
 
@@ -190,16 +201,33 @@ class ApiCache:
         self, kind: Kind, key: str, build: Callable[[], Awaitable[Entry]]
     ) -> Entry:
         entry = await build()
-        tags = [self._ns + tag for tag in entry.tags]
-        await self._cache.set(key, entry, expire=self.ttls[kind], tags=tags)
+        ttl = self.ttls[kind]
+        await self._local.set(key, entry, expire=ttl, tags=entry.tags)
+        if self._redis is not None:
+            tags = [self._ns + tag for tag in entry.tags]
+            await self._redis.set(self._ns + key, entry, expire=ttl, tags=tags)
         return entry
 
+    async def claim(self, key: str, ttl: float) -> bool:
+        """True for the first process to claim `key` within `ttl` seconds (cluster: a Redis
+        lock; one process: always)."""
+        if self._redis is None:
+            return True
+        return bool(await self._redis.set_lock(f"{self._ns}claim:{key}", "1", expire=ttl))
+
     async def invalidate(self, tags: Sequence[str]) -> None:
-        """Drop every entry carrying one of `tags`, in every process sharing the cache."""
-        if tags:
-            await self._cache.delete_tags(*(self._ns + tag for tag in tags))
+        """Drop every entry carrying one of `tags`, from this process's memory and Redis (the
+        other processes drop theirs on the same event)."""
+        if not tags:
+            return
+        await self._local.delete_tags(*tags)
+        if self._redis is not None:
+            await self._redis.delete_tags(*(self._ns + tag for tag in tags))
 
     async def clear(self) -> None:
-        """Drop every entry of this cache (after the event bus lost events). Only its own keys:
-        never a FLUSHDB, as the Redis may hold the job queue."""
-        await self._cache.delete_match("*")
+        """Drop every entry, in memory and in Redis (after the event bus lost events, any of
+        them may be stale). Only this cache's own keys: never a FLUSHDB, as the Redis may hold
+        the job queue."""
+        await self._local.clear()
+        if self._redis is not None:
+            await self._redis.delete_match(self._ns + "*")

@@ -15,6 +15,7 @@ from fastapi import Request
 if TYPE_CHECKING:
     from pricefleet.api.cache import ApiCache
     from pricefleet.config import Settings
+    from pricefleet.events import EventBus
     from pricefleet.queue.base import JobQueue
     from pricefleet.sites.schema import Recipe
     from pricefleet.store.base import Store
@@ -30,6 +31,7 @@ class ApiContext:
     store: Store
     queue: JobQueue
     cache: ApiCache
+    events: EventBus
     recipes: dict[str, Recipe]
     #: Whether reads need no key (shapes Cache-Control: public answers may sit in a CDN).
     public_reads: bool = True

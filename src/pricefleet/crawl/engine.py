@@ -34,7 +34,7 @@ from pricefleet.fetch import Response
 from pricefleet.models import JobKind, Site
 from pricefleet.sites.schema import Recipe
 from pricefleet.store.base import Store
-from pricefleet.store.records import FetchState, Sighting
+from pricefleet.store.records import FetchState, IngestResult, Sighting
 
 __all__ = ["CrawlReport", "Failure", "SiteCrawl", "start_urls"]
 
@@ -117,8 +117,11 @@ class SiteCrawl:
         on_progress: Callable[[CrawlReport], None] | None = None,
         discovered: Discovered | None = None,
         autoflush: bool = True,
+        on_ingest: Callable[[IngestResult], Awaitable[None]] | None = None,
     ) -> None:
         self.recipe = recipe
+        # Told of every stored batch (the worker publishes its price changes as events).
+        self._on_ingest = on_ingest
         self._discovered = discovered
         # A queue worker flushes itself, then acks: a write failing inside one job must not
         # take other jobs' findings with it unnoticed.
@@ -382,6 +385,8 @@ class SiteCrawl:
                 result = await self.store.ingest(sightings)
                 self.report.products += len({(s.product.site_id, s.product.id) for s in sightings})
                 self.report.observations += result.observations_inserted
+                if self._on_ingest is not None:
+                    await self._on_ingest(result)
             if touch:
                 await self.store.touch(self.recipe.id, touch, datetime.now(UTC))
             if states:

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from pricefleet.config import Settings
 from pricefleet.errors import ConfigError
+from pricefleet.events import EventBus
 from pricefleet.queue import JobQueue
 from pricefleet.sites import Recipe, load_recipes
 from pricefleet.store import Store
@@ -67,11 +68,13 @@ async def run_worker(settings: Settings, options: WorkerOptions) -> WorkerReport
     recipes = _recipes(settings, options.sites)
     queue = _queue(settings)
     store = Store.from_settings(settings)
+    events = EventBus.from_url(settings.events_url, prefix=settings.queue_prefix)
     try:
-        worker = Worker(queue, store, recipes, options)
+        worker = Worker(queue, store, recipes, options, events=events)
         on_signals(worker.stop)
         return await worker.run()
     finally:
+        await events.close()
         await store.close()
         await queue.close()
 

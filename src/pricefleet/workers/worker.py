@@ -33,13 +33,14 @@ from pricefleet.crawl.engine import SiteCrawl
 from pricefleet.crawl.runner import policy_of
 from pricefleet.crawl.urls import canonical
 from pricefleet.errors import CircuitOpen, PricefleetError, QueueError, RetryLater
+from pricefleet.events import EventBus, price_changed
 from pricefleet.fetch import BrowserFetcher, Fetcher, Response
 from pricefleet.models import JobKind, Site
 from pricefleet.queue import JobQueue, Lease, NewJob, SiteLimits
 from pricefleet.queue.limiter import QueueLimiter, prepaid
 from pricefleet.sites.schema import Recipe
 from pricefleet.store.base import Store
-from pricefleet.store.records import FetchState
+from pricefleet.store.records import FetchState, IngestResult
 
 __all__ = ["Worker", "WorkerOptions", "WorkerReport"]
 
@@ -88,9 +89,12 @@ class Worker:
         store: Store,
         recipes: Mapping[str, Recipe],
         options: WorkerOptions | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self.queue = queue
         self.store = store
+        #: Where stored price changes are announced (API caches drop them); None: nowhere.
+        self.events = events
         self.recipes = dict(recipes)
         self.options = options or WorkerOptions()
         self.report = WorkerReport()
@@ -321,9 +325,21 @@ class Worker:
                     jobs.append(NewJob(recipe.id, key, kind, key, run=run, payload={"run": run}))
                 await self.queue.enqueue(jobs)
 
-            crawl = SiteCrawl(recipe, self.store, fetch, discovered=discovered, autoflush=False)
+            crawl = SiteCrawl(
+                recipe,
+                self.store,
+                fetch,
+                discovered=discovered,
+                autoflush=False,
+                on_ingest=self._announce,
+            )
             self._crawls[recipe.id] = crawl
         return crawl
+
+    async def _announce(self, result: IngestResult) -> None:
+        """Publish a stored batch's price changes (the bus never raises for being down)."""
+        if self.events is not None and result.price_changes:
+            await self.events.publish(price_changed(result.price_changes))
 
     # --- bookkeeping ------------------------------------------------------------------------
 
