@@ -85,6 +85,7 @@ def api(
     port: Annotated[int | None, typer.Option(min=1, max=65535)] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Server processes.")] = 1,
     dev: Annotated[bool, typer.Option(help="uvicorn with reload, for development.")] = False,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
 ) -> None:
     """Serve the HTTP API with granian (cluster profile: run as many as you like behind a
     balancer; they share nothing but the database, Redis and the queue)."""
@@ -97,6 +98,7 @@ def api(
         port=port or settings.api_port,
         workers=workers,
         dev=dev,
+        access_log=access_log,
     )
 
 

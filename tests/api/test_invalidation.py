@@ -109,7 +109,7 @@ async def _until_ready(
 ) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
+        assert process.poll() is None, log.read_bytes().decode()  # noqa: ASYNC240 - on failure
         try:
             if (await client.get(f"{base}/readyz")).status_code == 200:
                 return

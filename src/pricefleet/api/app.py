@@ -19,7 +19,7 @@ from pricefleet.api.cache import ApiCache
 from pricefleet.api.context import ApiContext
 from pricefleet.api.invalidation import invalidation
 from pricefleet.api.metrics import MetricsMiddleware
-from pricefleet.api.problems import install_problem_handlers
+from pricefleet.api.problems import document_problems, install_problem_handlers
 from pricefleet.api.routes import catalog, fleet, health, products
 from pricefleet.config import Profile, Settings
 from pricefleet.events import EventBus
@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    document_problems(app)
     app.include_router(products.router)
     app.include_router(catalog.router)
     app.include_router(fleet.router)

@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from urllib.parse import quote
 
 from cashews import Cache
 from prometheus_client import Counter
@@ -67,14 +68,19 @@ class Entry:
     seen_at: float | None = None  # the product's last sighting (epoch), for max_age
 
 
+def _tag_part(text: str) -> str:
+    # Tags travel in HTTP headers (Cache-Tag, Surrogate-Key): ASCII, no separators or spaces.
+    return quote(text, safe="-_.~")
+
+
 def product_tag(site_id: str, product_id: str) -> str:
     """The tag of every entry showing one product."""
-    return f"product:{site_id}:{product_id}"
+    return f"product:{_tag_part(site_id)}:{_tag_part(product_id)}"
 
 
 def site_tag(site_id: str) -> str:
     """The tag of every entry showing any product of a site."""
-    return f"site:{site_id}"
+    return f"site:{_tag_part(site_id)}"
 
 
 def make_entry(

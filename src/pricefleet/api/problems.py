@@ -19,7 +19,13 @@ from starlette.responses import Response
 
 from pricefleet.errors import InvalidQuery, NotFound, PricefleetError, QueueError, StoreError
 
-__all__ = ["PROBLEM_JSON", "Problem", "install_problem_handlers", "problem_response"]
+__all__ = [
+    "PROBLEM_JSON",
+    "Problem",
+    "document_problems",
+    "install_problem_handlers",
+    "problem_response",
+]
 
 PROBLEM_JSON = "application/problem+json"
 #: Problem types are documented in the API reference, one anchor per kind.
@@ -79,6 +85,39 @@ def _from_error(error: PricefleetError) -> Problem:
             headers={"Retry-After": "5"},
         )
     return Problem(500, str(error))
+
+
+def document_problems(app: FastAPI) -> None:
+    """Make the OpenAPI document say that errors come as `application/problem+json`: every
+    operation's 4xx/5xx answers (FastAPI's 422 included) get the problem schema, and the
+    statuses any route may give (bad query, not found, rate limited, unavailable) are listed."""
+    from pricefleet.api.schemas import ProblemOut
+
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas["ProblemOut"] = ProblemOut.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemOut"}}}
+        for path in document.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.setdefault("responses", {})
+                for status in ("400", "404", "422", "429", "500", "503"):
+                    responses.setdefault(status, {"description": HTTPStatus(int(status)).phrase})
+                for status, response in responses.items():
+                    if status[0] in "45":
+                        response["content"] = content
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "MoveOut",
     "OfferOut",
     "ProductOut",
+    "ProblemOut",
     "ProductPage",
     "QueueOut",
     "QueuesOut",
@@ -49,6 +50,19 @@ def money_text(amount: Decimal) -> str:
 
 #: Money in JSON: a decimal string, never a float.
 Money = Annotated[Decimal, PlainSerializer(money_text, return_type=str, when_used="json")]
+
+
+class ProblemOut(BaseModel):
+    """An error, as RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, str]] | None = Field(
+        None, description="For invalid requests: each offending field and what was wrong."
+    )
 
 
 class _Out(BaseModel):
@@ -215,7 +229,7 @@ class CrawlIn(BaseModel):
     urls: list[HttpUrl] | None = Field(
         None, max_length=1000, description="Product pages to refresh; omit to crawl the site."
     )
-    priority: int = Field(0, ge=-100, le=100, description="Higher runs first.")
+    priority: int = Field(0, ge=-100, le=100, strict=True, description="Higher runs first.")
 
 
 class CrawlOut(_Out):

@@ -40,7 +40,15 @@ def _metrics_dir() -> Path:
     return path
 
 
-def serve(settings: Settings, *, host: str, port: int, workers: int = 1, dev: bool = False) -> None:
+def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    workers: int = 1,
+    dev: bool = False,
+    access_log: bool = False,
+) -> None:
     """Serve the API until SIGTERM/SIGINT (blocks)."""
     if dev:
         import uvicorn
@@ -68,5 +76,6 @@ def serve(settings: Settings, *, host: str, port: int, workers: int = 1, dev: bo
         workers=workers,
         backlog=2048,
         respawn_failed_workers=True,
+        log_access=access_log,
         log_level=settings.log_level.lower(),  # type: ignore[arg-type]
     ).serve()

@@ -64,8 +64,8 @@ async def list_products(
     ctx: Ctx,
     site: Annotated[str | None, Query(max_length=64)] = None,
     category: Annotated[str | None, Query(max_length=128)] = None,
-    min_price: Annotated[Decimal | None, Query(ge=0, le=10**9)] = None,
-    max_price: Annotated[Decimal | None, Query(ge=0, le=10**9)] = None,
+    min_price: Annotated[float | None, Query(ge=0, le=1e9)] = None,
+    max_price: Annotated[float | None, Query(ge=0, le=1e9)] = None,
     discounted: bool | None = None,
     gtin: Annotated[str | None, Query(pattern=r"^\d{8,14}$")] = None,
     sort: SortKey = SortKey.NAME,
@@ -79,8 +79,8 @@ async def list_products(
     filters = ProductFilter(
         site_id=site,
         category_id=category,
-        min_price=min_price,
-        max_price=max_price,
+        min_price=None if min_price is None else Decimal(str(min_price)),
+        max_price=None if max_price is None else Decimal(str(max_price)),
         discounted=discounted,
         gtin=gtin,
     )
