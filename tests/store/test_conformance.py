@@ -367,7 +367,8 @@ async def test_site_summaries_count_and_freshness(shops: Store) -> None:
     assert set(summaries) == {site.id for site in SITES}
     a = summaries["shop-a"]
     assert (a.products, a.stale, a.last_seen) == (3, 1, at(50))
-    assert a.name and a.base_url
+    assert a.name
+    assert a.base_url
     b = summaries["shop-b"]
     assert (b.products, b.stale, b.last_seen) == (0, 0, None)
     assert [s.stale for s in await shops.site_summaries(at(100)) if s.site_id == "shop-a"] == [3]
