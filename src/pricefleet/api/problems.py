@@ -96,16 +96,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         errors = [
             {
-                "field": ".".join(str(part) for part in error["loc"] if part != "body")
-                or "body",
+                "field": ".".join(str(part) for part in error["loc"] if part != "body") or "body",
                 "message": error["msg"],
             }
             for error in exc.errors()
         ]
         fields = ", ".join(e["field"] for e in errors)
-        problem = Problem(
-            422, f"invalid request: {fields}", title="Invalid request", errors=errors
-        )
+        problem = Problem(422, f"invalid request: {fields}", title="Invalid request", errors=errors)
         return problem_response(problem, request.url.path)
 
     async def on_http(request: Request, exc: Exception) -> Response:
