@@ -12,6 +12,7 @@ from pricefleet.errors import InvalidQuery
 from pricefleet.store import AuditEntry, Store, parse_key, verify_key
 from pricefleet.store.keys import hash_secret
 from pricefleet.store.sharded import ShardedStore
+from tests.servers import create_database, drop_database, pg_url
 
 
 async def test_created_key_is_shown_once_and_stored_hashed(store: Store) -> None:
@@ -128,16 +129,23 @@ async def test_concurrent_audit_writes_all_land(store: Store) -> None:
     assert len({e.id for e in entries}) == 10
 
 
-async def test_keys_live_on_the_primary_shard(store: Store) -> None:
-    """On shards, keys and audit entries are kept on the first shard configured only."""
-    if not isinstance(store, ShardedStore):
-        pytest.skip("only sharded stores have a primary")
-    record, _ = await store.create_api_key("sharded", ["read"])
-    await store.record_audit([AuditEntry("cli", "key.create", record.id)])
-    first, *others = store.shards.values()
-    assert first is store.primary
-    assert await first.api_key(record.id) is not None
-    assert len(await first.audit_log()) == 1
-    for other in others:
+async def test_keys_live_on_the_primary_shard() -> None:
+    """On shards, keys and audit entries are kept on the first shard configured only, even
+    when its name does not sort first."""
+    names = [await create_database() for _ in range(2)]
+    store = ShardedStore.from_urls([f"z={pg_url(names[0])}", f"a={pg_url(names[1])}"])
+    try:
+        await store.upgrade()
+        record, _ = await store.create_api_key("sharded", ["read"])
+        await store.record_audit([AuditEntry("cli", "key.create", record.id)])
+        first, other = store.shards["z"], store.shards["a"]
+        assert first is store.primary
+        assert await store.api_key(record.id) is not None
+        assert await first.api_key(record.id) is not None
+        assert len(await first.audit_log()) == 1
         assert await other.api_key(record.id) is None
         assert await other.audit_log() == []
+    finally:
+        await store.close()
+        for name in names:
+            await drop_database(name)
