@@ -59,8 +59,10 @@ def build_app(ctx: ApiContext) -> FastAPI:
     async def crawls(who: Annotated[Principal, Depends(require(Scope.CRAWL))]) -> dict[str, object]:
         return _who(who)
 
-    @app.post("/queues/shop/pause")
-    async def pause(who: Annotated[Principal, Depends(require(Scope.ADMIN))]) -> dict[str, object]:
+    @app.post("/queues/{site}/pause")
+    async def pause(
+        site: str, who: Annotated[Principal, Depends(require(Scope.ADMIN))]
+    ) -> dict[str, object]:
         return _who(who)
 
     return app
@@ -110,6 +112,7 @@ class Api:
     async def close(self) -> None:
         """Close the queues and limiters (the store is the fixture's)."""
         for ctx in self.opened:
+            await ctx.auth.flush()
             await ctx.limiter.close()
             await ctx.queue.close()
 

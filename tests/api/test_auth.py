@@ -133,8 +133,10 @@ async def test_wrong_secret_is_refused_even_for_a_cached_key(
 async def test_use_is_recorded_on_the_key(store: Store, api: Api) -> None:
     """A key's first use (per cache lifetime) sets its `last_used_at`."""
     record, key = await store.create_api_key("used", ["read"])
-    async with client(api.app()) as http:
+    app = api.app()
+    async with client(app) as http:
         assert (await http.get("/products", headers=bearer(key))).status_code == 200
+    await app.state.ctx.auth.flush()  # the update runs in the background
     stored = await store.api_key(record.id)
     assert stored is not None
     assert stored.last_used_at is not None
@@ -167,10 +169,16 @@ async def test_crawl_and_admin_actions_are_audited(
         assert (await http.get("/products", headers=bearer(keys["read"]))).status_code == 200
     crawl_id = keys["crawl"].split("_")[1]
     entries = await store.audit_log()
-    assert [(e.actor, e.action, e.detail, e.ip) for e in reversed(entries)] == [
-        (crawl_id, "POST /crawls", {"status": 200}, "10.9.8.7"),
-        ("anonymous", "POST /queues/shop/pause", {"status": 401}, "10.9.8.7"),
-        (crawl_id, "POST /queues/shop/pause", {"status": 403}, "10.9.8.7"),
+    assert [(e.actor, e.action, e.target, e.detail, e.ip) for e in reversed(entries)] == [
+        (crawl_id, "POST /crawls", "/crawls", {"status": 200}, "10.9.8.7"),
+        (
+            "anonymous",
+            "POST /queues/{site}/pause",
+            "/queues/shop/pause",
+            {"status": 401},
+            "10.9.8.7",
+        ),
+        (crawl_id, "POST /queues/{site}/pause", "/queues/shop/pause", {"status": 403}, "10.9.8.7"),
     ]
 
 
@@ -195,5 +203,6 @@ async def test_context_from_settings(store: Store, tmp_path: Path) -> None:
         closed = Settings(_env_file=None, data_dir=tmp_path, public_reads=False)
         assert ApiContext.create(closed, store, queue).auth.public_reads is False
     finally:
+        await ctx.auth.flush()
         await ctx.limiter.close()
         await queue.close()

@@ -18,6 +18,7 @@ who gets in; how many requests pass is `ratelimit.py`'s business.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import time
@@ -75,8 +76,10 @@ def expand(scopes: Iterable[str]) -> frozenset[Scope]:
     """The scopes granted by a key holding `scopes` (unknown names grant nothing)."""
     granted: set[Scope] = set()
     for name in scopes:
-        if name in Scope.__members__.values():
+        try:
             granted |= Scope(name).implied
+        except ValueError:
+            continue
     return frozenset(granted)
 
 
@@ -135,6 +138,7 @@ class Authenticator:
         self.cache_seconds = cache_seconds
         self._clock = clock
         self._cache: dict[str, tuple[ApiKey | None, float]] = {}
+        self._pending: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store) -> Authenticator:
@@ -190,12 +194,23 @@ class Authenticator:
             self._cache.pop(next(iter(self._cache)))  # the oldest entry
         self._cache[key_id] = (record, now + self.cache_seconds)
         if record is not None and record.active:
-            # Once per cache lifetime per process: `last_used_at` is precise to that.
-            try:
-                await self.store.mark_api_key_used(key_id, datetime.now(UTC))
-            except Exception:  # bookkeeping must never refuse a valid key
-                log.warning("could not record the use of API key %s", key_id, exc_info=True)
+            # Once per cache lifetime per process (`last_used_at` is precise to that), in the
+            # background: a busy database must not hold the request up for bookkeeping.
+            task = asyncio.create_task(self._mark_used(key_id, datetime.now(UTC)))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
         return record
+
+    async def _mark_used(self, key_id: str, at: datetime) -> None:
+        try:
+            await self.store.mark_api_key_used(key_id, at)
+        except Exception:  # bookkeeping must never fail a request or the app
+            log.warning("could not record the use of API key %s", key_id, exc_info=True)
+
+    async def flush(self) -> None:
+        """Wait for the background `last_used_at` updates (call before closing the store)."""
+        while self._pending:
+            await asyncio.gather(*self._pending)
 
 
 def require(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:
@@ -207,9 +222,12 @@ def require(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:
         ip = request.client.host if request.client else None
         audit: AuditEntry | None = None
         if scope is not Scope.READ and request.method not in _SAFE_METHODS:
+            # The route's template names the action (`POST /v1/queues/{site}/pause`), the
+            # path its target.
+            route = getattr(request.scope.get("route"), "path", request.url.path)
             audit = AuditEntry(
                 actor="anonymous",
-                action=f"{request.method} {request.url.path}",
+                action=f"{request.method} {route}",
                 target=request.url.path,
                 ip=ip,
             )

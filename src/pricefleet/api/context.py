@@ -61,6 +61,7 @@ class ApiContext:
     async def aclose(self) -> None:
         """Close what the context holds: the rate limiter's Redis, the queue, the store."""
         try:
+            await self.auth.flush()
             await self.limiter.close()
             await self.queue.close()
         finally:
