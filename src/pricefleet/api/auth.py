@@ -45,6 +45,7 @@ __all__ = [
     "Authenticator",
     "Principal",
     "Scope",
+    "expand",
     "install_auth",
     "presented_key",
     "require",
