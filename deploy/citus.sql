@@ -23,5 +23,10 @@ SELECT create_distributed_table('fetch_state', 'site_id', colocate_with => 'prod
 -- `ensure_partitions` on the coordinator are distributed automatically.
 SELECT create_distributed_table('price_observations', 'site_id', colocate_with => 'products');
 
+-- Global, small, read and written on the coordinator only (API keys, the audit log): kept
+-- local there, added to Citus' metadata so queries may still mention them.
+SELECT citus_add_local_table_to_metadata('api_keys');
+SELECT citus_add_local_table_to_metadata('audit_log');
+
 -- The trending view reads distributed tables: Citus keeps it on the coordinator, and
 -- REFRESH MATERIALIZED VIEW CONCURRENTLY price_moves pulls the rows it needs from the workers.

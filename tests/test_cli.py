@@ -41,6 +41,7 @@ COMMANDS = (
     "db",
     "demo-shop",
     "jobs",
+    "keys",
 )
 
 
@@ -142,11 +143,48 @@ def test_crawl_one_site_from_a_recipe_file(tmp_path: Path, demo: DemoServer) -> 
     assert "no recipe 'no-such-site'" in unknown.stderr
 
 
-def test_commands_of_later_issues_say_so() -> None:
-    """A command not built yet exits 2 and says which issue builds it."""
-    result = _run("api")
+def test_keys_create_list_revoke_with_audit(tmp_path: Path) -> None:
+    """`keys create` prints the key once (stdout) with a warning; `keys list` shows it without
+    its secret; `keys revoke` revokes it once; each change is in the audit log as `cli`."""
+    env = {"PRICEFLEET_DATA_DIR": str(tmp_path)}
+    not_migrated = _run("keys", "list", env=env)
+    assert not_migrated.returncode == 2
+    assert "pricefleet db upgrade" in not_migrated.stderr
+    assert _run("db", "upgrade", env=env).returncode == 0
+    created = _run("keys", "create", "ci bot", "--scope", "read", "--scope", "crawl", env=env)
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("pf_")
+    assert "not shown again" in created.stderr
+    key_id, secret = key.removeprefix("pf_").split("_", 1)
+    listed = _run("keys", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if key_id in line)
+    assert "ci bot" in row
+    assert "read, crawl" in row
+    assert secret not in listed.stdout
+    bad_scope = _run("keys", "create", "x", "--scope", "root", env=env)
+    assert bad_scope.returncode == 2
+    assert "read, crawl and admin" in bad_scope.stderr
+    assert _run("keys", "revoke", key_id, env=env).returncode == 0
+    again = _run("keys", "revoke", key_id, env=env)
+    assert again.returncode == 1
+    assert "no active key" in again.stderr
+    active = _run("keys", "list", "--active", env=env)
+    assert key_id not in active.stdout
+    with sqlite3.connect(tmp_path / "pricefleet.db") as db:
+        audit = db.execute("SELECT actor, action, target FROM audit_log ORDER BY id").fetchall()
+        hashes = [row[0] for row in db.execute("SELECT hash FROM api_keys")]
+    assert audit == [("cli", "key.create", key_id), ("cli", "key.revoke", key_id)]
+    assert secret not in hashes[0]
+
+
+def test_api_refuses_a_bad_port_clearly() -> None:
+    """`pricefleet api` checks its options before serving (the serving itself is tested in
+    tests/api against real server processes)."""
+    result = _run("api", "--port", "70000")
     assert result.returncode == 2
-    assert "issue #6" in result.stderr
+    assert "--port" in result.stderr
 
 
 def test_truth_writes_every_product_as_json_lines() -> None:

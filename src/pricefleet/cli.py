@@ -34,6 +34,11 @@ jobs_app = typer.Typer(
     help="The job queue: figures, dead letters, pause and resume.", no_args_is_help=True
 )
 app.add_typer(jobs_app, name="jobs")
+keys_app = typer.Typer(
+    help="API keys: create (shown once), list, revoke. Every change is audited.",
+    no_args_is_help=True,
+)
+app.add_typer(keys_app, name="keys")
 
 console = Console(stderr=True)
 
@@ -599,6 +604,93 @@ def jobs_resume(site: Annotated[str, typer.Argument(help="Site id.")]) -> None:
     """Lease the site's jobs again."""
     _with_queue(lambda queue: queue.resume(site))
     console.print(f"{site} resumed")
+
+
+def _with_store(work: Any) -> Any:
+    """Run `work(store)` on the configured store; a database never migrated says so."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from pricefleet.errors import MigrationError
+    from pricefleet.store import Store
+
+    async def run() -> Any:
+        async with Store.from_settings(Settings()) as store:
+            try:
+                return await work(store)
+            except (OperationalError, ProgrammingError) as exc:
+                if "api_keys" in str(exc) or "audit_log" in str(exc):
+                    raise MigrationError(
+                        "the database has no API key tables yet: run `pricefleet db upgrade`"
+                    ) from None
+                raise
+
+    return asyncio.run(run())
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="Who or what the key is for.")],
+    scope: Annotated[
+        list[str],
+        typer.Option(help="read, crawl or admin (admin includes crawl, crawl includes read)."),
+    ],
+) -> None:
+    """Create an API key and print it, once: only a hash of it is kept."""
+    from pricefleet.api.auth import Scope
+    from pricefleet.api.keys import create_key
+
+    try:
+        scopes = [Scope(s.strip().lower()) for s in scope]
+    except ValueError:
+        raise typer.BadParameter(
+            f"{', '.join(scope)}: scopes are read, crawl and admin", param_hint="'--scope'"
+        ) from None
+    record, key = _with_store(lambda store: create_key(store, name, scopes, actor="cli"))
+    console.print(
+        f"created key [bold]{record.id}[/] ({record.name}) with scopes "
+        f"{', '.join(record.scopes)}.\n[yellow]Store it now: it is not shown again.[/]"
+    )
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list(
+    active: Annotated[bool, typer.Option("--active", help="Hide revoked keys.")] = False,
+) -> None:
+    """The API keys: id, name, scopes, when created and revoked (never the secret)."""
+    from rich.table import Table
+
+    keys = _with_store(lambda store: store.api_keys(include_revoked=not active))
+
+    def when(moment: Any) -> str:
+        return "" if moment is None else moment.isoformat(timespec="seconds")
+
+    table = Table("id", "name", "scopes", "created", "revoked", "last used", title="API keys")
+    for key in keys:
+        table.add_row(
+            key.id,
+            key.name,
+            ", ".join(key.scopes),
+            when(key.created_at),
+            when(key.revoked_at),
+            when(key.last_used_at),
+        )
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (see keys list).")],
+) -> None:
+    """Revoke an API key for good. API processes stop accepting it within their key cache
+    lifetime (PRICEFLEET_API_KEY_CACHE_SECONDS, 30 s by default)."""
+    from pricefleet.api.keys import revoke_key
+
+    if _with_store(lambda store: revoke_key(store, key_id, actor="cli")):
+        console.print(f"key {key_id} revoked")
+        return
+    console.print(f"[red]no active key {key_id}[/] (unknown, or revoked already)")
+    raise typer.Exit(1)
 
 
 def main() -> None:

@@ -7,11 +7,12 @@ a *cluster*. Nothing deeper in the code reads the environment: the object is pas
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pricefleet.errors import ConfigError
@@ -64,6 +65,19 @@ class Settings(BaseSettings):
     cache_purge_url: str | None = Field(default=None, pattern=r"^https?://")
     #: A product not seen for this long is stale (seed 004: refreshed every 24 h).
     freshness_seconds: int = Field(default=86_400, ge=60)
+    #: Whether reads need no API key; None: yes in the embedded profile, no in the cluster one.
+    public_reads: bool | None = None
+    #: Only these networks may call the API (CIDRs, comma-separated); empty: everyone.
+    api_allow_ips: Annotated[tuple[str, ...], NoDecode] = ()
+    #: Requests per key (or per IP when anonymous), in `limits` notation: "100/minute".
+    rate_limit: str = "100/minute"
+    #: Per-scope overrides of `rate_limit` for the routes needing that scope.
+    rate_limit_read: str | None = None
+    rate_limit_crawl: str | None = None
+    rate_limit_admin: str | None = None
+    #: How long a verified API key is trusted without asking the database: a revocation takes
+    #: effect within this many seconds on every API process.
+    api_key_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
 
     @field_validator("database_replica_urls", "database_shards", mode="before")
     @classmethod
@@ -72,6 +86,43 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("api_allow_ips", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        """A comma-separated list of networks; each must parse (`10.0.0.0/8`, `::1`)."""
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        if isinstance(value, list | tuple):
+            for entry in value:
+                try:
+                    ipaddress.ip_network(str(entry), strict=False)
+                except ValueError as exc:
+                    raise ConfigError(
+                        f"PRICEFLEET_API_ALLOW_IPS entry {entry!r} is not an IP address or "
+                        f"network ({exc}); expected e.g. 10.0.0.0/8,192.168.1.7,::1"
+                    ) from None
+        return value
+
+    @field_validator("rate_limit", "rate_limit_read", "rate_limit_crawl", "rate_limit_admin")
+    @classmethod
+    def _check_limit(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """One limit in `limits` notation: "100/minute", "10 per second", "5000/hour"."""
+        if value is None or not value.strip():
+            return None if info.field_name != "rate_limit" else "100/minute"
+        from limits import parse_many
+
+        try:
+            single = len(parse_many(value)) == 1
+        except ValueError:
+            single = False
+        if not single:
+            variable = f"PRICEFLEET_{(info.field_name or '').upper()}"
+            raise ConfigError(
+                f"{variable}={value!r} is not one rate limit; expected e.g. 100/minute, "
+                "10/second or 5000/hour"
+            )
+        return value.strip()
 
     @field_validator("database_url", "redis_url", mode="before")
     @classmethod
@@ -137,3 +188,17 @@ class Settings(BaseSettings):
         if self.redis_url is not None:
             return self.redis_url
         return f"sqlite:///{(self.data_dir / 'queue.db').resolve()}"
+
+    @property
+    def effective_public_reads(self) -> bool:
+        """Whether reads need no key: as set, or on in the embedded profile and off in the
+        cluster one."""
+        if self.public_reads is not None:
+            return self.public_reads
+        return self.profile is Profile.EMBEDDED
+
+    def rate_limit_for(self, scope: str) -> str:
+        """The limit of the routes needing `scope` (read, crawl, admin): its override, or
+        `rate_limit`."""
+        override: str | None = getattr(self, f"rate_limit_{scope}", None)
+        return override or self.rate_limit

@@ -97,13 +97,18 @@ async def settings(
 
 @pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[Api]:
-    """The app started (lifespan run) with the two factory shops registered."""
+    """The app started (lifespan run) with the two factory shops registered; its client
+    carries an admin key."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         ctx: ApiContext = app.state.ctx
         if settings.database_url is not None:
             await ctx.store.upgrade()
         await ctx.store.upsert_sites(SITES)
+        _, key = await ctx.store.create_api_key("tests", ["admin"])
         transport = httpx.ASGITransport(app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://api.test", headers=headers
+        ) as client:
             yield Api(client, ctx, app, settings)

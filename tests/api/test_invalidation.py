@@ -142,11 +142,13 @@ async def test_two_api_processes_on_redis_both_answer_the_new_price(
         await store.upgrade()
         await store.upsert_sites(SITES)
         await store.ingest([sighting("p1", "1.00", datetime.now(UTC))])
+        _, key = await store.create_api_key("reader", ["read"])  # cluster reads need a key
         ports = [free_port(), free_port()]
         logs = [tmp_path / f"api-{port}.log" for port in ports]
         processes = [_serve(env, port, log) for port, log in zip(ports, logs, strict=True)]
         bases = [f"http://127.0.0.1:{port}" for port in ports]
-        async with httpx.AsyncClient(timeout=5) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(timeout=5, headers=headers) as client:
             for base, process, log in zip(bases, processes, logs, strict=True):
                 await _until_ready(client, base, process, log)
             urls = [f"{base}/v1/products/shop-a/p1" for base in bases]

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from schemathesis.checks import positive_data_acceptance
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import positive_data_acceptance
 
 from pricefleet.store import Store
 from tests.api.conftest import RECIPE

@@ -11,12 +11,15 @@ SCRIPT = Path(__file__).parents[2] / "deploy" / "citus.sql"
 
 
 def test_every_table_is_distributed_by_site_or_referenced() -> None:
-    """Each table is named once, distributed tables on site_id, their keys starting with it."""
+    """Each table is named once (distributed, reference or coordinator-local), distributed
+    tables on site_id, their keys starting with it."""
     text = SCRIPT.read_text()
     distributed = dict(re.findall(r"create_distributed_table\('(\w+)', '(\w+)'", text))
     reference = set(re.findall(r"create_reference_table\('(\w+)'\)", text))
-    assert set(distributed) | reference == set(metadata.tables)
+    local = set(re.findall(r"citus_add_local_table_to_metadata\('(\w+)'\)", text))
+    assert set(distributed) | reference | local == set(metadata.tables)
     assert not set(distributed) & reference
+    assert not (set(distributed) | reference) & local
     for name, column in distributed.items():
         assert column == "site_id", name
         key = [c.name for c in metadata.tables[name].primary_key.columns]

@@ -11,15 +11,17 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
 from pricefleet import __version__
+from pricefleet.api.auth import Authenticator, Scope, install_auth, require
 from pricefleet.api.cache import ApiCache
 from pricefleet.api.context import ApiContext
 from pricefleet.api.invalidation import invalidation
 from pricefleet.api.metrics import MetricsMiddleware
 from pricefleet.api.problems import document_problems, install_problem_handlers
+from pricefleet.api.ratelimit import RateLimiter
 from pricefleet.api.routes import catalog, fleet, health, products
 from pricefleet.config import Profile, Settings
 from pricefleet.events import EventBus
@@ -50,16 +52,27 @@ async def open_context(settings: Settings) -> ApiContext:
         cache = ApiCache(settings)
         await cache.init()
         opened.push_async_callback(cache.close)
+        limiter = RateLimiter.from_settings(settings)
+        opened.push_async_callback(limiter.close)
         events = EventBus.from_url(settings.events_url, prefix=settings.queue_prefix)
         opened.pop_all()  # all open: the caller owns them now
     return ApiContext(
-        settings=settings, store=store, queue=queue, cache=cache, events=events, recipes=recipes
+        settings=settings,
+        store=store,
+        queue=queue,
+        cache=cache,
+        events=events,
+        recipes=recipes,
+        auth=Authenticator.from_settings(settings, store),
+        limiter=limiter,
     )
 
 
 async def close_context(ctx: ApiContext) -> None:
     """Close what `open_context` opened."""
+    await ctx.auth.flush()  # keys' last use, written in the background
     await ctx.events.close()
+    await ctx.limiter.close()
     await ctx.cache.close()
     await ctx.queue.close()
     await ctx.store.close()
@@ -87,10 +100,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_problem_handlers(app)
     document_problems(app)
-    app.include_router(products.router)
-    app.include_router(catalog.router)
-    app.include_router(fleet.router)
-    app.include_router(health.router)
+    reader = [Depends(require(Scope.READ))]
+    app.include_router(products.router, dependencies=reader)
+    app.include_router(catalog.router, dependencies=reader)
+    app.include_router(fleet.router)  # each route says its scope
+    app.include_router(health.router)  # open: probes and scrapers carry no key
+    install_auth(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 if TYPE_CHECKING:
+    from pricefleet.api.auth import Authenticator
     from pricefleet.api.cache import ApiCache
+    from pricefleet.api.ratelimit import RateLimiter
     from pricefleet.config import Settings
     from pricefleet.events import EventBus
     from pricefleet.queue.base import JobQueue
@@ -33,8 +35,15 @@ class ApiContext:
     cache: ApiCache
     events: EventBus
     recipes: dict[str, Recipe]
-    #: Whether reads need no key (shapes Cache-Control: public answers may sit in a CDN).
-    public_reads: bool = True
+    #: API keys, public reads, the IP allow-list (`pricefleet.api.auth`).
+    auth: Authenticator
+    #: Per-key request budgets: in memory (embedded) or in Redis (cluster).
+    limiter: RateLimiter
+
+    @property
+    def public_reads(self) -> bool:
+        """Whether reads need no key (shapes Cache-Control: public answers may sit in a CDN)."""
+        return self.auth.public_reads
 
 
 def context(request: Request) -> ApiContext:

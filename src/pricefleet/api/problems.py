@@ -107,7 +107,7 @@ def document_problems(app: FastAPI) -> None:
         for path in document.get("paths", {}).values():
             for operation in path.values():
                 responses = operation.setdefault("responses", {})
-                for status in ("400", "404", "422", "429", "500", "503"):
+                for status in ("400", "401", "403", "404", "422", "429", "500", "503"):
                     responses.setdefault(status, {"description": HTTPStatus(int(status)).phrase})
                 for status, response in responses.items():
                     if status[0] in "45":

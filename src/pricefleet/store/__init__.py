@@ -7,7 +7,10 @@ suite (`tests/store/`). Tables, SQL and migrations stay inside this package.
 from __future__ import annotations
 
 from pricefleet.store.base import Store
+from pricefleet.store.keys import parse_key, verify_key
 from pricefleet.store.records import (
+    ApiKey,
+    AuditEntry,
     Direction,
     FetchState,
     IngestResult,
@@ -22,6 +25,8 @@ from pricefleet.store.sql import PRODUCT_FIELDS
 
 __all__ = [
     "PRODUCT_FIELDS",
+    "ApiKey",
+    "AuditEntry",
     "Direction",
     "FetchState",
     "IngestResult",
@@ -32,4 +37,6 @@ __all__ = [
     "Sighting",
     "SortKey",
     "Store",
+    "parse_key",
+    "verify_key",
 ]

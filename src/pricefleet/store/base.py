@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Self
 from pricefleet.errors import ConfigError
 from pricefleet.models import Site
 from pricefleet.store.records import (
+    ApiKey,
+    AuditEntry,
     Direction,
     FetchState,
     IngestResult,
@@ -201,3 +203,41 @@ class Store(ABC):
     @abstractmethod
     async def refresh_trending(self) -> None:
         """Recompute precomputed trending views, where the backend keeps them."""
+
+    # --- API keys and the audit log (global: on the primary database) ----------------------
+
+    @abstractmethod
+    async def create_api_key(self, name: str, scopes: Sequence[str]) -> tuple[ApiKey, str]:
+        """A new key with these scopes: its record and the plaintext `pf_<id>_<secret>`, which
+        is shown this once (only a hash of the secret is stored)."""
+
+    @abstractmethod
+    async def api_keys(self, *, include_revoked: bool = True) -> list[ApiKey]:
+        """Every key, oldest first."""
+
+    @abstractmethod
+    async def api_key(self, key_id: str) -> ApiKey | None:
+        """One key by id (revoked or not), or None."""
+
+    @abstractmethod
+    async def revoke_api_key(self, key_id: str) -> bool:
+        """Revoke a key for good; False when there is no such key or it was revoked already."""
+
+    @abstractmethod
+    async def mark_api_key_used(self, key_id: str, at: datetime) -> None:
+        """Move a key's `last_used_at` forward to `at` (never back)."""
+
+    @abstractmethod
+    async def record_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append entries to the audit log, in one transaction."""
+
+    @abstractmethod
+    async def audit_log(
+        self,
+        limit: int = 100,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        before_id: int | None = None,
+    ) -> list[AuditEntry]:
+        """Audit entries, newest first; pass the last one's `id` as `before_id` for older."""

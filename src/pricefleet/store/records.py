@@ -1,10 +1,11 @@
-"""What the store takes and gives besides domain records: sightings, pages, search hits, moves."""
+"""What the store takes and gives besides domain records: sightings, pages, search hits, moves,
+API keys and audit entries."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -12,6 +13,8 @@ from typing import Any
 from pricefleet.models import PriceObservation, Product
 
 __all__ = [
+    "ApiKey",
+    "AuditEntry",
     "Direction",
     "FetchState",
     "IngestResult",
@@ -135,3 +138,35 @@ class FetchState:
 def url_hash(url: str) -> str:
     """The 32-hex-digit key a URL is stored under."""
     return hashlib.blake2b(url.encode(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as stored: never the key itself, only a hash of its secret part."""
+
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
+    #: sha256 of the secret (see `pricefleet.store.keys`); kept out of reprs and listings.
+    secret_hash: str = field(default="", repr=False)
+
+    @property
+    def active(self) -> bool:
+        """Whether the key may still be used (not revoked)."""
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of the audit log: who (`actor`: a key id, `cli` or `anonymous`) did what."""
+
+    actor: str
+    action: str
+    target: str | None = None
+    detail: dict[str, Any] | None = None
+    ip: str | None = None
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    id: int | None = None  # given by the store

@@ -4,6 +4,8 @@ A site lives on exactly one shard, chosen by rendezvous hashing of its id over t
 names, so adding a shard moves only the sites that now hash to it. Writes and per-product
 reads go to the site's shard; cross-site reads (search, compare, trending, unfiltered lists)
 are sent to every shard at once and merged in the order a single database would give.
+Global tables (API keys, the audit log) live on the primary: the first shard configured, which
+must therefore stay first in `PRICEFLEET_DATABASE_SHARDS`.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from pricefleet.store.query import (
     sort_value,
 )
 from pricefleet.store.records import (
+    ApiKey,
+    AuditEntry,
     Direction,
     FetchState,
     IngestResult,
@@ -62,6 +66,8 @@ class ShardedStore(Store):
             raise ConfigError("a sharded store needs at least one shard")
         self.shards = shards
         self.names = sorted(shards)
+        #: Where global tables live: the first shard given (configuration order, not sorted).
+        self.primary = next(iter(shards.values()))
         self.url = ",".join(f"{name}={shards[name].url}" for name in self.names)
 
     @classmethod
@@ -266,3 +272,33 @@ class ShardedStore(Store):
 
     async def refresh_trending(self) -> None:
         await self._all(lambda shard: shard.refresh_trending())
+
+    # --- API keys and the audit log: on the primary ----------------------------------------
+
+    async def create_api_key(self, name: str, scopes: Sequence[str]) -> tuple[ApiKey, str]:
+        return await self.primary.create_api_key(name, scopes)
+
+    async def api_keys(self, *, include_revoked: bool = True) -> list[ApiKey]:
+        return await self.primary.api_keys(include_revoked=include_revoked)
+
+    async def api_key(self, key_id: str) -> ApiKey | None:
+        return await self.primary.api_key(key_id)
+
+    async def revoke_api_key(self, key_id: str) -> bool:
+        return await self.primary.revoke_api_key(key_id)
+
+    async def mark_api_key_used(self, key_id: str, at: datetime) -> None:
+        await self.primary.mark_api_key_used(key_id, at)
+
+    async def record_audit(self, entries: Sequence[AuditEntry]) -> None:
+        await self.primary.record_audit(entries)
+
+    async def audit_log(
+        self,
+        limit: int = 100,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        before_id: int | None = None,
+    ) -> list[AuditEntry]:
+        return await self.primary.audit_log(limit, actor=actor, action=action, before_id=before_id)

@@ -23,6 +23,7 @@ from pricefleet.errors import InvalidQuery, StoreError
 from pricefleet.match import gtin_group, normalize_gtin
 from pricefleet.models import Site
 from pricefleet.store import ingest as _ingest
+from pricefleet.store import keys as _keys
 from pricefleet.store.base import Store
 from pricefleet.store.query import (
     NULL_LAST,
@@ -32,6 +33,8 @@ from pricefleet.store.query import (
     search_words,
 )
 from pricefleet.store.records import (
+    ApiKey,
+    AuditEntry,
     Direction,
     FetchState,
     IngestResult,
@@ -538,6 +541,62 @@ class SqlStore(Store):
         if site is not None:
             query = query.where(prod.site_id == site)
         return [dict(r._mapping) for r in await conn.execute(query)]
+
+    # --- API keys and the audit log (SQL in store/keys.py) -----------------------------------
+
+    async def create_api_key(self, name: str, scopes: Sequence[str]) -> tuple[ApiKey, str]:
+        """A new key with these scopes: its record and the plaintext key, shown this once."""
+        async with self._write() as conn:
+            return await _keys.create_key(conn, name, scopes)
+
+    async def api_keys(self, *, include_revoked: bool = True) -> list[ApiKey]:
+        """Every key, oldest first."""
+        async with self._primary() as conn:
+            return await _keys.list_keys(conn, include_revoked)
+
+    async def api_key(self, key_id: str) -> ApiKey | None:
+        """One key by id, or None."""
+        async with self._primary() as conn:
+            return await _keys.get_key(conn, key_id)
+
+    async def revoke_api_key(self, key_id: str) -> bool:
+        """Revoke a key; False when there is no such key or it was revoked already."""
+        async with self._write() as conn:
+            return await _keys.revoke_key(conn, key_id)
+
+    async def mark_api_key_used(self, key_id: str, at: datetime) -> None:
+        """Move a key's `last_used_at` forward to `at`."""
+        async with self._write() as conn:
+            await _keys.mark_used(conn, key_id, at)
+
+    async def record_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append entries to the audit log, in one transaction."""
+        if entries:
+            async with self._write() as conn:
+                await _keys.record_audit(conn, entries)
+
+    async def audit_log(
+        self,
+        limit: int = 100,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        before_id: int | None = None,
+    ) -> list[AuditEntry]:
+        """Audit entries, newest first."""
+        async with self._primary() as conn:
+            return await _keys.audit_rows(conn, limit, actor, action, before_id)
+
+    @asynccontextmanager
+    async def _primary(self) -> AsyncIterator[AsyncConnection]:
+        """A read on the primary: a revocation must never be missed on a lagging replica.
+        (SQLite has no replicas, and its writer engine would take the write lock to read.)"""
+        if self.dialect == "sqlite":
+            async with self._read() as conn:
+                yield conn
+            return
+        async with self.writer.connect() as conn:
+            yield conn
 
     @abstractmethod
     async def _search(

@@ -1,7 +1,8 @@
 """The schema, in SQLAlchemy Core: the one description Alembic migrations and queries share.
 
-Every table's primary key starts with `site_id`, so the tables can be distributed by site
-(Citus, shards). Products carry their current price state beside the change-only history in
+Every per-site table's primary key starts with `site_id`, so the tables can be distributed by
+site (Citus, shards); the global tables (`api_keys`, `audit_log`) live on the primary only.
+Products carry their current price state beside the change-only history in
 `price_observations`, so lists and filters never have to find "the latest row".
 Tables stay inside `pricefleet.store`; other packages see `pricefleet.models` records.
 """
@@ -9,6 +10,7 @@ Tables stay inside `pricefleet.store`; other packages see `pricefleet.models` re
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -28,6 +30,8 @@ from pricefleet.store.types import JSONType, Money, UTCDateTime
 
 __all__ = [
     "STATE_COLUMNS",
+    "api_keys",
+    "audit_log",
     "categories",
     "fetch_state",
     "matches",
@@ -167,4 +171,33 @@ fetch_state = Table(
     Column("status", Integer),
     Column("product_id", String(256)),
     PrimaryKeyConstraint("site_id", "url_hash"),
+)
+
+#: API keys: the id is the public part of the key (`pf_<id>_<secret>`), the secret is kept only
+#: as a hash. `scopes` is a JSON list of scope names.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("scopes", JSONType, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+    Column("last_used_at", UTCDateTime),
+)
+
+#: Every crawl or admin action and key change: append-only, newest has the highest id.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    # BIGINT on PostgreSQL; SQLite only auto-increments an INTEGER PRIMARY KEY.
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(128), nullable=False),
+    Column("target", Text),
+    Column("detail", JSONType),
+    Column("ip", String(45)),  # the longest textual IPv6 address
+    Index(None, "at"),
 )

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import Response
 
+from pricefleet.api.auth import Scope, require
 from pricefleet.api.cache import Entry, Kind, make_entry
 from pricefleet.api.context import ApiContext, context
 from pricefleet.api.http import send
@@ -46,7 +47,12 @@ def queue_out(stats: SiteStats) -> QueueOut:
     )
 
 
-@router.get("/sites", response_model=SitesOut, summary="Shops, their freshness and queues")
+@router.get(
+    "/sites",
+    response_model=SitesOut,
+    summary="Shops, their freshness and queues",
+    dependencies=[Depends(require(Scope.READ))],
+)
 async def sites(request: Request, ctx: Ctx) -> Response:
     """Every registered shop: products, how many are stale (not seen within the freshness
     window), its newest sighting, and its crawl queue."""
@@ -76,28 +82,49 @@ async def sites(request: Request, ctx: Ctx) -> Response:
     return send(request, entry, ctx.cache.ttl(Kind.SITES), public=ctx.public_reads)
 
 
-@router.get("/queues", response_model=QueuesOut, summary="Job queues per site")
+@router.get(
+    "/queues",
+    response_model=QueuesOut,
+    summary="Job queues per site",
+    dependencies=[Depends(require(Scope.CRAWL))],
+)
 async def queues(ctx: Ctx) -> QueuesOut:
     """Depth, oldest job's age, in-flight jobs and totals of every site's queue (live)."""
     stats = await ctx.queue.stats()
     return QueuesOut(items=[queue_out(stats[site]) for site in sorted(stats)])
 
 
-@router.post("/queues/{site_id}/pause", response_model=QueueOut, summary="Pause a site")
+@router.post(
+    "/queues/{site_id}/pause",
+    response_model=QueueOut,
+    summary="Pause a site",
+    dependencies=[Depends(require(Scope.ADMIN))],
+)
 async def pause(ctx: Ctx, site_id: SiteId) -> QueueOut:
     """Stop leasing the site's jobs (in-flight ones finish); they wait until resumed."""
     await ctx.queue.pause(site_id)
     return queue_out((await ctx.queue.stats([site_id]))[site_id])
 
 
-@router.post("/queues/{site_id}/resume", response_model=QueueOut, summary="Resume a site")
+@router.post(
+    "/queues/{site_id}/resume",
+    response_model=QueueOut,
+    summary="Resume a site",
+    dependencies=[Depends(require(Scope.ADMIN))],
+)
 async def resume(ctx: Ctx, site_id: SiteId) -> QueueOut:
     """Lease the site's jobs again."""
     await ctx.queue.resume(site_id)
     return queue_out((await ctx.queue.stats([site_id]))[site_id])
 
 
-@router.post("/crawls", response_model=CrawlOut, status_code=202, summary="Start a crawl")
+@router.post(
+    "/crawls",
+    response_model=CrawlOut,
+    status_code=202,
+    summary="Start a crawl",
+    dependencies=[Depends(require(Scope.CRAWL))],
+)
 async def start_crawl(ctx: Ctx, crawl: CrawlIn) -> CrawlOut:
     """Crawl a whole site from its recipe's start URLs, or refresh a list of its product
     pages. Jobs already queued or running for the same page are not queued twice."""
