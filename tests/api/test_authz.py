@@ -21,6 +21,7 @@ MATRIX: dict[tuple[str, str], tuple[str, str | None]] = {
     ("GET", "/v1/sites"): ("/v1/sites", "read"),
     ("GET", "/v1/queues"): ("/v1/queues", "crawl"),
     ("POST", "/v1/crawls"): ("/v1/crawls", "crawl"),
+    ("GET", "/v1/crawls/{crawl_id}"): ("/v1/crawls/shop-a.0123456789ab", "crawl"),
     ("POST", "/v1/queues/{site_id}/pause"): ("/v1/queues/shop-a/pause", "admin"),
     ("POST", "/v1/queues/{site_id}/resume"): ("/v1/queues/shop-a/resume", "admin"),
     ("GET", "/healthz"): ("/healthz", None),

@@ -220,6 +220,30 @@ async def test_crawls_and_queues(api: Api) -> None:
     assert malformed.headers["content-type"] == PROBLEM
 
 
+async def test_crawl_progress_follows_its_jobs(api: Api) -> None:
+    """GET /v1/crawls/{id} counts the crawl's jobs as workers finish them, and only its own;
+    an unknown crawl is a 404."""
+    urls = [f"http://shop-a.test/p/{i}" for i in range(3)]
+    crawl = (await api.client.post("/v1/crawls", json={"site_id": "shop-a", "urls": urls})).json()
+    await api.client.post("/v1/crawls", json={"site_id": "shop-a"})  # another crawl
+    url = f"/v1/crawls/{crawl['id']}"
+    first = (await api.client.get(url)).json()
+    assert (first["status"], first["jobs_enqueued"], first["jobs_pending"]) == ("queued", 3, 3)
+    leases = await api.ctx.queue.lease(10, sites=["shop-a"])
+    ours = [lease for lease in leases if lease.url in urls]
+    assert len(ours) == 3
+    await api.ctx.queue.ack(ours[:2])
+    middle = (await api.client.get(url)).json()
+    assert (middle["status"], middle["jobs_done"], middle["jobs_pending"]) == ("running", 2, 1)
+    await api.ctx.queue.ack(leases)
+    done = (await api.client.get(url)).json()
+    assert (done["status"], done["jobs_done"], done["jobs_pending"]) == ("done", 3, 0)
+    missing = await api.client.get("/v1/crawls/shop-a.nosuchcrawl0")
+    assert missing.status_code == 404
+    malformed = await api.client.get("/v1/crawls/no-dot-here")
+    assert malformed.status_code == 422
+
+
 async def test_sites_health_and_metrics(api: Api) -> None:
     """Sites report counts and freshness; readyz checks the database and queue; /metrics
     counts requests by route template and cache hits by kind."""

@@ -353,3 +353,37 @@ async def test_advance_moves_a_mark_once(make_queue: MakeQueue) -> None:
     assert await one.advance("shop-a", "crawl", 99.0) is False
     assert await two.advance("shop-a", "crawl", 160.5) is True
     assert await one.advance("shop-a", "other", 1.0) is True
+
+
+async def test_run_progress_counts_each_job_once(queue: JobQueue) -> None:
+    """A run's figures: jobs enqueued under it (duplicates not), then acked and dead ones;
+    a job without the run's payload does not count; an unknown run is None."""
+    run = "crawl-1"
+    jobs = [
+        NewJob(
+            "s",
+            f"k{i}",
+            JobKind.PRODUCT,
+            f"http://s/{i}",
+            max_attempts=1,
+            run=run,
+            payload={"run": run},
+        )
+        for i in range(4)
+    ]
+    assert await queue.enqueue([*jobs, jobs[0]]) == 4
+    assert await queue.enqueue(jobs[:2]) == 0  # seen in this run already
+    assert await queue.enqueue([NewJob("s", "other", JobKind.PRODUCT, "http://s/o")]) == 1
+    progress = await queue.run_progress("s", run)
+    assert progress is not None
+    assert (progress.enqueued, progress.done, progress.dead, progress.pending) == (4, 0, 0, 4)
+    leases = await queue.lease(10, sites=["s"])
+    assert len(leases) == 5
+    mine = [lease for lease in leases if lease.key != "other"]
+    assert await queue.ack(mine[:2] + [lease for lease in leases if lease.key == "other"]) == 3
+    assert await queue.ack(mine[:1]) == 0  # acked already: not counted twice
+    assert await queue.fail(mine[2], "boom") is True  # one attempt: dead
+    progress = await queue.run_progress("s", run)
+    assert progress is not None
+    assert (progress.enqueued, progress.done, progress.dead, progress.pending) == (4, 2, 1, 1)
+    assert await queue.run_progress("s", "never") is None

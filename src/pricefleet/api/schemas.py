@@ -237,9 +237,14 @@ class CrawlOut(_Out):
 
     id: str
     site_id: str
-    status: Literal["queued", "running", "done"]
-    jobs_enqueued: int
-    queue: QueueOut | None
+    status: Literal["queued", "running", "done"] = Field(
+        description="queued: no job finished yet; running: some did; done: none left."
+    )
+    jobs_enqueued: int = Field(description="Jobs of this crawl, discovered pages included.")
+    jobs_done: int
+    jobs_dead: int = Field(description="Jobs given up on after their retries.")
+    jobs_pending: int
+    queue: QueueOut | None = Field(description="The site's whole queue, this crawl's and others'.")
 
 
 class ReadyOut(_Out):

@@ -10,9 +10,11 @@ from pricefleet.queue.base import (
     Lease,
     NewJob,
     Retention,
+    RunProgress,
     SiteLimits,
     SiteStats,
     backoff,
+    run_of,
 )
 
 __all__ = [
@@ -23,7 +25,9 @@ __all__ = [
     "Lease",
     "NewJob",
     "Retention",
+    "RunProgress",
     "SiteLimits",
     "SiteStats",
     "backoff",
+    "run_of",
 ]

@@ -47,9 +47,11 @@ __all__ = [
     "Lease",
     "NewJob",
     "Retention",
+    "RunProgress",
     "SiteLimits",
     "SiteStats",
     "backoff",
+    "run_of",
 ]
 
 #: Seconds a lease lasts unless the worker heartbeats.
@@ -139,6 +141,28 @@ class SiteStats:
     def depth(self) -> int:
         """Work not finished: queued, delayed and leased jobs."""
         return self.queued + self.delayed + self.leased
+
+
+@dataclass(frozen=True, slots=True)
+class RunProgress:
+    """One crawl run's jobs so far: queued under it, finished, given up on."""
+
+    site_id: str
+    run: str
+    enqueued: int
+    done: int
+    dead: int
+
+    @property
+    def pending(self) -> int:
+        """Jobs of the run not finished yet (queued, waiting for a retry, or running)."""
+        return max(0, self.enqueued - self.done - self.dead)
+
+
+def run_of(lease: Lease) -> str:
+    """The crawl run a leased job belongs to ("" for none), as its payload records it."""
+    run = lease.payload.get("run", "")
+    return run if isinstance(run, str) else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +273,12 @@ class JobQueue(ABC):
     @abstractmethod
     async def replay(self, site_id: str, keys: Sequence[str] | None = None) -> int:
         """Queue dead jobs again (all of the site's unless `keys`) with fresh attempts."""
+
+    @abstractmethod
+    async def run_progress(self, site_id: str, run: str) -> RunProgress | None:
+        """How far a crawl run has got (jobs enqueued with that `run`, and acked or dead since,
+        each job counted once), or None for a run unknown or older than its seen set's
+        lifetime (`SEEN_SECONDS`)."""
 
     @abstractmethod
     async def purge(self, site_id: str) -> None:

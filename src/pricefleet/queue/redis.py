@@ -44,9 +44,11 @@ from pricefleet.queue.base import (
     Lease,
     NewJob,
     Retention,
+    RunProgress,
     SiteLimits,
     SiteStats,
     backoff,
+    run_of,
 )
 
 __all__ = ["RedisQueue"]
@@ -195,13 +197,23 @@ class RedisQueue(JobQueue):
             body = orjson.dumps([str(job.kind), job.url, job.payload])
             args += (job.key, body, int(job.priority), float(job.delay), job.max_attempts, run)
         calls = [
-            ("ENQUEUE", self._keys(site) + [self._seen_key(site, run) for run in runs], args)
+            ("ENQUEUE", self._keys(site) + self._run_keys(site, list(runs)), args)
             for site, (args, runs) in per_site.items()
         ]
         return sum(int(n) for n in await self._run(calls, sites=list(per_site)))
 
     def _seen_key(self, site_id: str, run: str) -> str:
         return f"{self._prefix}:{{{site_id}}}:seen:{run}"
+
+    def _run_keys(self, site_id: str, runs: Sequence[str]) -> list[str]:
+        """Each run's seen set and figures, in order: what ENQUEUE's KEYS end with."""
+        return [
+            k for run in runs for k in (self._seen_key(site_id, run), self._run_key(site_id, run))
+        ]
+
+    def _run_key(self, site_id: str, run: str) -> str:
+        """The hash of a run's figures (enqueued, done, dead), expiring with its seen set."""
+        return f"{self._prefix}:{{{site_id}}}:run:{run}"
 
     async def lease(
         self,
@@ -288,8 +300,17 @@ class RedisQueue(JobQueue):
 
     async def ack(self, leases: Sequence[Lease]) -> int:
         """Mark the jobs done and trim each site's finished jobs to the retention."""
-        keep = [self._retention.count, self._retention.seconds]
-        calls = [("ACK", self._keys(s), keep + p) for s, p in self._by_site(leases).items()]
+        keep: list[Any] = [self._retention.count, self._retention.seconds]
+        per_site: dict[str, tuple[list[Any], dict[str, int]]] = {}
+        for lease in leases:
+            args, runs = per_site.setdefault(lease.site_id, (list(keep), {}))
+            run = run_of(lease)
+            index = runs.setdefault(run, len(runs) + 1) if run else 0
+            args += (lease.key, lease.token, index)
+        calls = [
+            ("ACK", self._keys(site) + [self._run_key(site, run) for run in runs], args)
+            for site, (args, runs) in per_site.items()
+        ]
         return sum(int(n) for n in await self._run(calls)) if calls else 0
 
     async def fail(self, lease: Lease, error: str, *, retry_after: float | None = None) -> bool:
@@ -297,7 +318,11 @@ class RedisQueue(JobQueue):
         attempts are used up; True when the job went dead."""
         delay = retry_after if retry_after is not None else backoff(lease.attempts)
         args = [lease.key, lease.token, error, max(0.0, delay)]
-        (reply,) = await self._run([("FAIL", self._keys(lease.site_id), args)])
+        keys = self._keys(lease.site_id)
+        run = run_of(lease)
+        if run:
+            keys = [*keys, self._run_key(lease.site_id, run)]
+        (reply,) = await self._run([("FAIL", keys, args)])
         return int(reply) == 1
 
     async def release(self, leases: Sequence[Lease]) -> int:
@@ -418,12 +443,26 @@ class RedisQueue(JobQueue):
         (reply,) = await self._run([("REPLAY", self._keys(site_id), args)])
         return int(reply)
 
+    async def run_progress(self, site_id: str, run: str) -> RunProgress | None:
+        """The run's figures hash (enqueued, done, dead), None once it expired."""
+        key = self._run_key(site_id, run)
+        try:
+            values = await self._redis.hmget(key, ["enqueued", "done", "dead"])
+        except RedisError as exc:
+            raise self._error(exc) from exc
+        if all(v is None for v in values):
+            return None
+        enqueued, done, dead = (int(v or 0) for v in values)
+        return RunProgress(site_id, run, enqueued, done, dead)
+
     async def purge(self, site_id: str) -> None:
         """Delete every key of the site (jobs, runs' seen keys, limits, counters) and forget
         the site."""
         seen = _glob_escape(self._seen_key(site_id, "")) + "*"
+        figures = _glob_escape(self._run_key(site_id, "")) + "*"
         try:
             runs = [key async for key in self._redis.scan_iter(match=seen, count=1_000)]
+            runs += [key async for key in self._redis.scan_iter(match=figures, count=1_000)]
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.delete(*self._keys(site_id), *runs)
                 pipe.srem(self._sites_key, site_id)

@@ -150,10 +150,10 @@ local function hdel_all(keys)
 end
 """
 
-#: KEYS: the site's, then the seen sets of the runs named. ARGV: n, seen time-to-live (ms), then
-#: n times (key, data, priority, delay, max_attempts, run: 0 or 1-based index of its seen set).
-#: A job with a run is skipped when its key was already seen in that run. Returns how many were
-#: new.
+#: KEYS: the site's, then per run named its seen set and its figures (a hash: enqueued, done,
+#: dead). ARGV: n, seen time-to-live (ms), then n times (key, data, priority, delay,
+#: max_attempts, run: 0 or 1-based index of the run). A job with a run is skipped when its key
+#: was already seen in that run. Returns how many were new.
 ENQUEUE = (
     _PRELUDE
     + """
@@ -166,7 +166,7 @@ for j = 0, n - 1 do
   local key = ARGV[a]
   local run = tonumber(ARGV[a + 5])
   local i = nil
-  local fresh = run == 0 or redis.call('SADD', KEYS[10 + run], key) == 1
+  local fresh = run == 0 or redis.call('SADD', KEYS[9 + 2 * run], key) == 1
   if fresh then
     i = get_info(key)
   end
@@ -186,6 +186,9 @@ for j = 0, n - 1 do
     end
     put_info(key, ni)
     new = new + 1
+    if run > 0 then
+      redis.call('HINCRBY', KEYS[10 + 2 * run], 'enqueued', 1)
+    end
   end
 end
 for r = 11, #KEYS do
@@ -283,13 +286,14 @@ return out
 """
 )
 
-#: ARGV: retention count, retention seconds, then (key, token) pairs. Returns acks accepted.
+#: KEYS: the site's, then the figures of the runs named. ARGV: retention count, retention
+#: seconds, then (key, token, run: 0 or 1-based index) triples. Returns acks accepted.
 ACK = (
     _PRELUDE
     + """
 local now = clock()
 local accepted = 0
-for a = 3, #ARGV, 2 do
+for a = 3, #ARGV, 3 do
   local key = ARGV[a]
   local i = get_info(key)
   if held(i, ARGV[a + 1]) then
@@ -299,6 +303,10 @@ for a = 3, #ARGV, 2 do
     put_info(key, i)
     redis.call('ZADD', K_DONE, fmt(now), key)
     accepted = accepted + 1
+    local run = tonumber(ARGV[a + 2])
+    if run > 0 and redis.call('EXISTS', KEYS[10 + run]) == 1 then  -- an expired run stays gone
+      redis.call('HINCRBY', KEYS[10 + run], 'done', 1)
+    end
   end
 end
 if accepted > 0 then
@@ -317,7 +325,8 @@ return accepted
 """
 )
 
-#: ARGV: key, token, error, retry delay. Returns -1 (stale token), 0 (retried) or 1 (dead).
+#: KEYS: the site's, then the figures of the job's run (when it has one). ARGV: key, token,
+#: error, retry delay. Returns -1 (stale token), 0 (retried) or 1 (dead).
 FAIL = (
     _PRELUDE
     + """
@@ -332,6 +341,9 @@ redis.call('HINCRBY', K_META, 'failed', 1)
 if i[2] >= i[3] then
   to_dead(key, i, now, ARGV[3])
   put_info(key, i)
+  if KEYS[11] and redis.call('EXISTS', KEYS[11]) == 1 then
+    redis.call('HINCRBY', KEYS[11], 'dead', 1)
+  end
   return 1
 end
 redis.call('HSET', K_ERRORS, key, ARGV[3])

@@ -34,9 +34,11 @@ from pricefleet.queue.base import (
     Lease,
     NewJob,
     Retention,
+    RunProgress,
     SiteLimits,
     SiteStats,
     backoff,
+    run_of,
 )
 
 __all__ = ["SqliteQueue"]
@@ -61,6 +63,7 @@ class SqliteQueue(JobQueue):
         self._jobs = f"{prefix.replace('-', '_')}_jobs"
         self._sites = f"{prefix.replace('-', '_')}_sites"
         self._seen = f"{prefix.replace('-', '_')}_seen"
+        self._runs = f"{prefix.replace('-', '_')}_runs"
         self._swept = 0.0
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +117,16 @@ class SqliteQueue(JobQueue):
                     key TEXT NOT NULL,
                     at REAL NOT NULL,
                     PRIMARY KEY (site_id, run, key)) WITHOUT ROWID"""
+            )
+            db.execute(
+                f"""CREATE TABLE IF NOT EXISTS {self._runs} (
+                    site_id TEXT NOT NULL,
+                    run TEXT NOT NULL,
+                    enqueued INTEGER NOT NULL DEFAULT 0,
+                    done INTEGER NOT NULL DEFAULT 0,
+                    dead INTEGER NOT NULL DEFAULT 0,
+                    at REAL NOT NULL,
+                    PRIMARY KEY (site_id, run)) WITHOUT ROWID"""
             )
             db.execute(
                 f"""CREATE TABLE IF NOT EXISTS {sites} (
@@ -175,24 +188,33 @@ class SqliteQueue(JobQueue):
             for site_id, batch in by_site.items():
                 self._site_row(db, site_id)
                 fresh = [j for j in batch if not j.run or self._first_in_run(db, now, j)]
-                cursor = db.executemany(
-                    f"INSERT OR IGNORE INTO {self._jobs} (site_id, key, kind, url, payload, "
-                    "priority, max_attempts, state, due) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
-                    [
-                        (
-                            j.site_id,
-                            j.key,
-                            j.kind.value,
-                            j.url,
-                            orjson.dumps(j.payload),
-                            j.priority,
-                            j.max_attempts,
-                            now + max(0.0, j.delay),
-                        )
-                        for j in fresh
-                    ],
-                )
-                new = max(0, cursor.rowcount) if fresh else 0
+                by_run: dict[str, list[NewJob]] = {}
+                for job in fresh:
+                    by_run.setdefault(job.run, []).append(job)
+                new = 0
+                for run, group in by_run.items():  # one statement per run: its count of new
+                    cursor = db.executemany(
+                        f"INSERT OR IGNORE INTO {self._jobs} (site_id, key, kind, url, payload, "
+                        "priority, max_attempts, state, due) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
+                        [
+                            (
+                                j.site_id,
+                                j.key,
+                                j.kind.value,
+                                j.url,
+                                orjson.dumps(j.payload),
+                                j.priority,
+                                j.max_attempts,
+                                now + max(0.0, j.delay),
+                            )
+                            for j in group
+                        ],
+                    )
+                    added_now = max(0, cursor.rowcount)
+                    new += added_now
+                    if run:
+                        self._count_run(db, now, site_id, run, "enqueued", added_now)
                 db.execute(
                     f"UPDATE {self._sites} SET enqueued_total = enqueued_total + ? "
                     "WHERE site_id = ?",
@@ -202,9 +224,27 @@ class SqliteQueue(JobQueue):
             if now - self._swept > 60:
                 self._swept = now
                 db.execute(f"DELETE FROM {self._seen} WHERE at < ?", (now - SEEN_SECONDS,))
+                db.execute(f"DELETE FROM {self._runs} WHERE at < ?", (now - SEEN_SECONDS,))
             return added
 
         return await self._run(work) if jobs else 0
+
+    def _count_run(
+        self, db: sqlite3.Connection, now: float, site_id: str, run: str, column: str, n: int
+    ) -> None:
+        """Add `n` to one of a run's figures (`column` is ours, never user input)."""
+        if column == "enqueued":
+            db.execute(
+                f"INSERT INTO {self._runs} (site_id, run, enqueued, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (site_id, run) DO UPDATE SET enqueued = enqueued + excluded.enqueued, "
+                "at = excluded.at",
+                (site_id, run, n, now),
+            )
+        else:  # a run forgotten (older than SEEN_SECONDS) stays forgotten
+            db.execute(
+                f"UPDATE {self._runs} SET {column} = {column} + ? WHERE site_id = ? AND run = ?",
+                (n, site_id, run),
+            )
 
     def _first_in_run(self, db: sqlite3.Connection, now: float, job: NewJob) -> bool:
         cursor = db.execute(
@@ -372,6 +412,8 @@ class SqliteQueue(JobQueue):
                 )
                 if cursor.rowcount:
                     done[lease.site_id] = done.get(lease.site_id, 0) + 1
+                    if run := run_of(lease):
+                        self._count_run(db, now, lease.site_id, run, "done", 1)
             for site_id, count in done.items():
                 db.execute(
                     f"UPDATE {self._sites} SET acked_total = acked_total + ? WHERE site_id = ?",
@@ -425,6 +467,8 @@ class SqliteQueue(JobQueue):
                     "WHERE id = ?",
                     (now, error, row_id),
                 )
+                if run := run_of(lease):
+                    self._count_run(db, now, lease.site_id, run, "dead", 1)
                 return True
             wait = backoff(attempts) if retry_after is None else max(0.0, retry_after)
             db.execute(
@@ -630,11 +674,23 @@ class SqliteQueue(JobQueue):
 
         return await self._run(work)
 
+    async def run_progress(self, site_id: str, run: str) -> RunProgress | None:
+        """The run's row of figures, None once swept (older than `SEEN_SECONDS`)."""
+
+        def work(db: sqlite3.Connection, now: float) -> RunProgress | None:
+            row = db.execute(
+                f"SELECT enqueued, done, dead FROM {self._runs} WHERE site_id = ? AND run = ?",
+                (site_id, run),
+            ).fetchone()
+            return None if row is None else RunProgress(site_id, run, *row)
+
+        return await self._run(work)
+
     async def purge(self, site_id: str) -> None:
         """Forget the site's jobs and settings."""
 
         def work(db: sqlite3.Connection, now: float) -> None:
-            for table in (self._jobs, self._seen, self._sites):
+            for table in (self._jobs, self._seen, self._runs, self._sites):
                 db.execute(f"DELETE FROM {table} WHERE site_id = ?", (site_id,))
 
         await self._run(work)

@@ -68,7 +68,15 @@ def refresh_jobs(
     if recipe.discovery.api is not None:
         return start_jobs(recipe, run or f"fresh-{now:%Y%m%d}", priority=priority)
     return [
-        NewJob(recipe.id, key, JobKind.PRODUCT, key, priority=priority, run=run)
+        NewJob(
+            recipe.id,
+            key,
+            JobKind.PRODUCT,
+            key,
+            priority=priority,
+            run=run,
+            payload={"run": run} if run else {},
+        )
         for key in dict.fromkeys(canonical(url) for url in urls)
     ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
 from starlette.responses import Response
@@ -16,7 +16,7 @@ from pricefleet.api.http import send
 from pricefleet.api.problems import Problem
 from pricefleet.api.schemas import CrawlIn, CrawlOut, QueueOut, QueuesOut, SiteOut, SitesOut
 from pricefleet.crawl.urls import same_site
-from pricefleet.queue.base import SiteStats
+from pricefleet.queue.base import RunProgress, SiteStats
 from pricefleet.workers.scheduler import refresh_jobs, start_jobs
 
 __all__ = ["router"]
@@ -145,12 +145,44 @@ async def start_crawl(ctx: Ctx, crawl: CrawlIn) -> CrawlOut:
                 title="Invalid request",
             )
         jobs = refresh_jobs(recipe, urls, now=datetime.now(UTC), priority=crawl.priority, run=run)
-    enqueued = await ctx.queue.enqueue(jobs)
-    stats = (await ctx.queue.stats([crawl.site_id])).get(crawl.site_id)
+    await ctx.queue.enqueue(jobs)
+    # Every page may already be queued or running for another crawl: then this one is empty.
+    return await _crawl_out(ctx, crawl.site_id, run, new=True)
+
+
+@router.get(
+    "/crawls/{crawl_id}",
+    response_model=CrawlOut,
+    summary="A crawl's progress",
+    dependencies=[Depends(require(Scope.CRAWL))],
+)
+async def crawl_progress(
+    ctx: Ctx, crawl_id: Annotated[str, Path(pattern=_CRAWL_ID, max_length=140)]
+) -> CrawlOut:
+    """Jobs of the crawl so far — enqueued (pages it discovered included), done, dead — and
+    its site's queue. A crawl is remembered for three days after its last new job."""
+    site_id, _, run = crawl_id.partition(".")
+    return await _crawl_out(ctx, site_id, run)
+
+
+async def _crawl_out(ctx: ApiContext, site_id: str, run: str, *, new: bool = False) -> CrawlOut:
+    progress = await ctx.queue.run_progress(site_id, run)
+    if progress is None:
+        if not new:
+            raise Problem(404, f"no crawl {site_id}.{run} (unknown, or finished over 3 days ago)")
+        progress = RunProgress(site_id, run, 0, 0, 0)
+    stats = (await ctx.queue.stats([site_id])).get(site_id)
+    finished = progress.done + progress.dead
+    status: Literal["queued", "running", "done"] = (
+        "done" if progress.pending == 0 else ("running" if finished else "queued")
+    )
     return CrawlOut(
-        id=f"{crawl.site_id}.{run}",
-        site_id=crawl.site_id,
-        status="queued",
-        jobs_enqueued=enqueued,
+        id=f"{site_id}.{run}",
+        site_id=site_id,
+        status=status,
+        jobs_enqueued=progress.enqueued,
+        jobs_done=progress.done,
+        jobs_dead=progress.dead,
+        jobs_pending=progress.pending,
         queue=queue_out(stats) if stats else None,
     )
