@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import asyncpg
+import httpx
 import orjson
 
 from pricefleet.store.migrate import head_revision
@@ -225,7 +226,8 @@ def test_config_shows_profile_and_rejects_half_a_cluster() -> None:
 
 def test_run_crawls_on_schedule_and_stops_on_sigterm(tmp_path: Path, demo: DemoServer) -> None:
     """`pricefleet run` migrates, schedules the recipes' crawls, runs workers that store them,
-    and stops cleanly (workers drained) on SIGTERM; `jobs stats` shows the queue after."""
+    serves the API (whose /metrics counts the workers' products), and stops cleanly (workers
+    drained) on SIGTERM; `jobs stats` shows the queue after."""
     recipes = tmp_path / "recipes"
     recipes.mkdir()
     recipe = (RECIPES / "demo-plain.yaml").read_text()
@@ -237,7 +239,9 @@ def test_run_crawls_on_schedule_and_stops_on_sigterm(tmp_path: Path, demo: DemoS
         **base,
         "PRICEFLEET_DATA_DIR": str(tmp_path / "data"),
         "PRICEFLEET_RECIPES_DIR": str(recipes),
+        "PRICEFLEET_API_PORT": str(api_port := free_port()),
     }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     command = [sys.executable, "-m", "pricefleet", "run", "--max-workers", "1", "--tick", "1"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -254,6 +258,19 @@ def test_run_crawls_on_schedule_and_stops_on_sigterm(tmp_path: Path, demo: DemoS
                 break
             time.sleep(0.1)
         assert stored >= 10
+        api = f"http://127.0.0.1:{api_port}"
+        for _ in range(300):
+            with contextlib.suppress(httpx.TransportError):
+                listed = httpx.get(f"{api}/v1/products?site=demo-plain&limit=5")
+                metrics = httpx.get(f"{api}/metrics").text
+                if (
+                    listed.status_code == 200
+                    and 'products_scraped_total{site="demo-plain"}' in metrics
+                ):
+                    break
+            time.sleep(0.1)
+        assert len(listed.json()["items"]) == 5
+        assert "active_workers 1.0" in metrics
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
         assert process.returncode == 0, output.decode()[-3000:]

@@ -75,13 +75,14 @@ def run(
     min_workers: Annotated[int, typer.Option(min=0)] = 1,
     max_workers: Annotated[int, typer.Option(min=1)] = 2,
     tick: Annotated[float, typer.Option(min=1, help="Scheduler tick, seconds.")] = 30.0,
+    api: Annotated[bool, typer.Option(help="Serve the API too (PRICEFLEET_API_PORT).")] = True,
 ) -> None:
-    """Embedded profile: migrate, then the scheduler and autoscaled workers, supervised, until
-    Ctrl-C. Extra options go to each worker (e.g. --concurrency 16)."""
+    """Embedded profile: migrate, then the API, the scheduler and autoscaled workers,
+    supervised, until Ctrl-C. Extra options go to each worker (e.g. --concurrency 16)."""
     from pricefleet.workers.main import run_embedded
 
     rule = _rule(min_workers, max_workers, 1_000, 100, 300.0)
-    asyncio.run(run_embedded(Settings(), rule, ctx.args, tick=tick))
+    asyncio.run(run_embedded(Settings(), rule, ctx.args, tick=tick, api=api))
 
 
 @app.command()

@@ -7,6 +7,8 @@ does. Tests pass their own settings; `pricefleet api` builds them from the envir
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -24,7 +26,9 @@ from pricefleet.api.problems import document_problems, install_problem_handlers
 from pricefleet.api.ratelimit import RateLimiter
 from pricefleet.api.routes import catalog, fleet, health, products
 from pricefleet.config import Profile, Settings
+from pricefleet.errors import PricefleetError
 from pricefleet.events import EventBus
+from pricefleet.metrics import SCRAPING_QUEUE_DEPTH
 from pricefleet.queue import JobQueue
 from pricefleet.sites import load_recipes
 from pricefleet.store import Store
@@ -78,6 +82,21 @@ async def close_context(ctx: ApiContext) -> None:
     await ctx.store.close()
 
 
+#: How often each API process refreshes `scraping_queue_depth` from the queue.
+_GAUGE_SECONDS = 5.0
+
+
+async def _queue_gauges(ctx: ApiContext) -> None:
+    """Keep `scraping_queue_depth{site}` current for /metrics (and the alerts on it)."""
+    while True:
+        try:
+            for site, stats in (await ctx.queue.stats()).items():
+                SCRAPING_QUEUE_DEPTH.labels(site).set(stats.depth)
+        except PricefleetError as exc:
+            log.warning("queue figures unavailable for metrics: %s", exc)
+        await asyncio.sleep(_GAUGE_SECONDS)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API application; `settings` default to the environment's."""
     settings = settings or Settings()
@@ -86,10 +105,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = await open_context(settings)
         app.state.ctx = ctx
+        gauges = asyncio.create_task(_queue_gauges(ctx))
         try:
             async with invalidation(ctx.cache, ctx.events, settings.cache_purge_url):
                 yield
         finally:
+            gauges.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gauges
             await close_context(ctx)
 
     app = FastAPI(

@@ -31,6 +31,7 @@ from pricefleet.extract import Extracted, extract_product
 from pricefleet.extract.nesting import check_nesting
 from pricefleet.extract.recipe import _jmes, extract_css, extract_json
 from pricefleet.fetch import Response
+from pricefleet.metrics import PRODUCTS_SCRAPED, SCRAPE_ERRORS
 from pricefleet.models import JobKind, Site
 from pricefleet.sites.schema import Recipe
 from pricefleet.store.base import Store
@@ -230,6 +231,7 @@ class SiteCrawl:
 
     def _fail(self, job: Job, code: str, message: str) -> None:
         self.report.failures.append(Failure(job.url, job.kind.value, code, message[:500]))
+        SCRAPE_ERRORS.labels(self.recipe.id, code).inc()
 
     # --- one job --------------------------------------------------------------------------
 
@@ -383,12 +385,15 @@ class SiteCrawl:
             states, self._states = self._states, []
             if sightings:
                 result = await self.store.ingest(sightings)
-                self.report.products += len({(s.product.site_id, s.product.id) for s in sightings})
+                seen = len({(s.product.site_id, s.product.id) for s in sightings})
+                self.report.products += seen
+                PRODUCTS_SCRAPED.labels(self.recipe.id).inc(seen)
                 self.report.observations += result.observations_inserted
                 if self._on_ingest is not None:
                     await self._on_ingest(result)
             if touch:
                 await self.store.touch(self.recipe.id, touch, datetime.now(UTC))
+                PRODUCTS_SCRAPED.labels(self.recipe.id).inc(len(touch))
             if states:
                 await self.store.save_fetch_states(self.recipe.id, states)
 

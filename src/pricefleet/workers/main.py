@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
@@ -174,19 +176,68 @@ async def run_autoscale(
 
 
 async def run_embedded(
-    settings: Settings, rule: ScalingRule, worker_args: Sequence[str], *, tick: float = 30.0
+    settings: Settings,
+    rule: ScalingRule,
+    worker_args: Sequence[str],
+    *,
+    tick: float = 30.0,
+    api: bool = True,
 ) -> None:
-    """`pricefleet run`: migrate, then the scheduler and autoscaled workers in one process
-    tree until SIGTERM/SIGINT (the API joins them once it exists)."""
+    """`pricefleet run`: migrate, then the API, the scheduler and autoscaled workers in one
+    process tree until SIGTERM/SIGINT. The API and the workers share a Prometheus multiprocess
+    folder, so the API's /metrics also counts the workers' products and errors."""
     store = Store.from_settings(settings)
     try:
         await store.upgrade()
     finally:
         await store.close()
-    scheduler = asyncio.create_task(run_scheduler(settings, tick=tick))
-    autoscale = asyncio.create_task(run_autoscale(settings, rule, worker_args))
-    done, pending = await asyncio.wait({scheduler, autoscale}, return_when=asyncio.FIRST_EXCEPTION)
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Read by the child processes (API, workers) when they import prometheus_client.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pricefleet-metrics-")
+    tasks = {
+        asyncio.create_task(run_scheduler(settings, tick=tick)),
+        asyncio.create_task(run_autoscale(settings, rule, worker_args)),
+    }
+    if api:
+        tasks.add(asyncio.create_task(_serve_api(settings)))
+    done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
     for task in pending:
-        await task  # both stop on the same signal
+        await task  # all stop on the same signal
     for task in done:
         task.result()
+
+
+#: Seconds before an API process that died is started again.
+_API_RESTART = 1.0
+
+
+async def _serve_api(settings: Settings) -> None:
+    """Run `pricefleet api` as a child process until SIGTERM/SIGINT, restarting it if it dies
+    (granian serves on its own event loop, so it cannot share this one)."""
+    stopping = asyncio.Event()
+    on_signals(stopping.set)
+    command = [sys.executable, "-m", "pricefleet", "api"]
+    command += ["--host", settings.api_host, "--port", str(settings.api_port)]
+    while not stopping.is_set():
+        process = await asyncio.create_subprocess_exec(*command)
+        log.info(
+            "API serving on http://%s:%d (pid %d)",
+            settings.api_host,
+            settings.api_port,
+            process.pid,
+        )
+        waiting = asyncio.create_task(process.wait())
+        stop = asyncio.create_task(stopping.wait())
+        await asyncio.wait({waiting, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if stopping.is_set():
+            if process.returncode is None:
+                process.terminate()
+                try:
+                    await asyncio.wait_for(waiting, 30)
+                except TimeoutError:
+                    process.kill()
+                    await waiting
+            break
+        stop.cancel()
+        log.warning("the API process exited with %s; starting it again", process.returncode)
+        await asyncio.sleep(_API_RESTART)

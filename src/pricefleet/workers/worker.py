@@ -35,6 +35,7 @@ from pricefleet.crawl.urls import canonical
 from pricefleet.errors import CircuitOpen, PricefleetError, QueueError, RetryLater
 from pricefleet.events import EventBus, price_changed
 from pricefleet.fetch import BrowserFetcher, Fetcher, Response
+from pricefleet.metrics import ACTIVE_WORKERS, SCRAPE_ERRORS
 from pricefleet.models import JobKind, Site
 from pricefleet.queue import JobQueue, Lease, NewJob, SiteLimits
 from pricefleet.queue.limiter import QueueLimiter, prepaid
@@ -125,10 +126,12 @@ class Worker:
         if any(r.fetch.mode == "browser" for r in self.recipes.values()):
             self._browser = BrowserFetcher(self._fetcher)
         keeper = asyncio.create_task(self._keep_alive())
+        ACTIVE_WORKERS.inc()
         try:
             await self._lease_loop()
             await self._drain()
         finally:
+            ACTIVE_WORKERS.dec()
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
@@ -290,6 +293,7 @@ class Worker:
                 log.warning("job %s %s failed", lease.site_id, lease.url, exc_info=True)
             self._inflight.pop(lease.token, None)
             self.report.failed += 1
+            SCRAPE_ERRORS.labels(lease.site_id, type(exc).__name__).inc()
             after = exc.after if isinstance(exc, RetryLater) else None
             try:
                 if after:
