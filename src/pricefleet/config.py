@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     cache_ttl_trending: float = Field(default=600, ge=0)
     cache_ttl_sites: float = Field(default=60, ge=0)
     cache_ttl_categories: float = Field(default=7 * 86_400, ge=0)
+    #: The warming job: every this many seconds, rebuild the most requested answers that are
+    #: about to expire (0 turns it off), this many of them.
+    cache_warm_seconds: float = Field(default=60, ge=0)
+    cache_warm_top: int = Field(default=200, ge=1, le=10_000)
     #: Entries kept in each API process's memory (the first tier).
     cache_size: int = Field(default=10_000, ge=1)
     #: Where invalidated cache tags are POSTed (`{"tags": [...]}`), e.g. a CDN purge relay.

@@ -283,3 +283,19 @@ async def test_readyz_names_a_database_that_is_down(api: Api) -> None:
     assert body["status"] == "degraded"
     assert body["checks"]["database"].startswith("error")
     assert body["checks"]["queue"] == "ok"
+
+
+async def test_warming_rebuilds_popular_answers_before_they_expire(api: Api) -> None:
+    """The warming job rebuilds the most requested answers near expiry (so they stay hits,
+    with current data) and leaves fresh or unpopular ones alone."""
+    await api.ctx.store.ingest([sighting("p1", "1.00", at(0)), sighting("p2", "2.00", at(0))])
+    for _ in range(3):
+        await api.client.get("/v1/products/shop-a/p1")
+    await api.client.get("/v1/products/shop-a/p2")
+    assert api.ctx.cache.most_requested(1) == ["product:shop-a:p1:"]
+    assert await api.ctx.cache.warm(1) == 0  # fresh: nothing to do
+    await api.ctx.store.ingest([sighting("p1", "1.50", at(10)), sighting("p2", "2.50", at(10))])
+    # Everything is near expiry when only 0 % of the TTL may be left unused.
+    assert await api.ctx.cache.warm(1, before_expiry=1.0) == 1
+    assert (await api.client.get("/v1/products/shop-a/p1")).json()["price"] == "1.50"
+    assert (await api.client.get("/v1/products/shop-a/p2")).json()["price"] == "2.00"  # cold

@@ -97,6 +97,19 @@ async def _queue_gauges(ctx: ApiContext) -> None:
         await asyncio.sleep(_GAUGE_SECONDS)
 
 
+async def _warming(ctx: ApiContext) -> None:
+    """The cache warming job: popular answers are rebuilt before they expire."""
+    settings = ctx.settings
+    while True:
+        await asyncio.sleep(settings.cache_warm_seconds)
+        try:
+            rebuilt = await ctx.cache.warm(settings.cache_warm_top)
+        except PricefleetError as exc:
+            log.warning("cache warming failed: %s", exc)
+        else:
+            log.debug("cache warming rebuilt %d answers", rebuilt)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API application; `settings` default to the environment's."""
     settings = settings or Settings()
@@ -105,14 +118,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = await open_context(settings)
         app.state.ctx = ctx
-        gauges = asyncio.create_task(_queue_gauges(ctx))
+        background = [asyncio.create_task(_queue_gauges(ctx))]
+        if settings.cache_warm_seconds > 0:
+            background.append(asyncio.create_task(_warming(ctx)))
         try:
             async with invalidation(ctx.cache, ctx.events, settings.cache_purge_url):
                 yield
         finally:
-            gauges.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await gauges
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await close_context(ctx)
 
     app = FastAPI(

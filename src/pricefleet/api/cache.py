@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 CACHE_HITS = Counter("cache_hits_total", "API cache hits.", ["kind"])
 CACHE_MISSES = Counter("cache_misses_total", "API cache misses.", ["kind"])
 
+#: Keys whose demand is tracked for warming, at most.
+_DEMAND_KEYS = 5_000
+CACHE_WARMED = Counter("cache_warmed_total", "API cache entries rebuilt before expiry.")
+
 #: How long a request waits for another process computing the same key before computing itself.
 _LOCK_WAIT = 2.0
 _LOCK_POLL = 0.02
@@ -120,6 +124,9 @@ class ApiCache:
                 socket_timeout=1,
             )
         self._flights: dict[str, asyncio.Future[Entry]] = {}
+        # Demand per key, and how to build it again: what the warming job refreshes.
+        self._demand: dict[str, int] = {}
+        self._builders: dict[str, tuple[Kind, Callable[[], Awaitable[Entry]]]] = {}
 
     async def init(self) -> None:
         """Connect (cluster: to Redis)."""
@@ -156,10 +163,19 @@ class ApiCache:
         return None
 
     async def get_or_build(
-        self, kind: Kind, key: str, build: Callable[[], Awaitable[Entry]], *, fresh: bool = False
+        self,
+        kind: Kind,
+        key: str,
+        build: Callable[[], Awaitable[Entry]],
+        *,
+        fresh: bool = False,
+        demand: bool = True,
     ) -> Entry:
         """The cached answer under `key`, or `build()`'s, cached. With `fresh`, skip the cache
-        read (the caller knows the entry is too old) but still share one build."""
+        read (the caller knows the entry is too old) but still share one build. `demand`
+        counts the call as a client's request (the warming job's own do not)."""
+        if demand:
+            self._note_demand(kind, key, build)
         if not fresh:
             entry = await self.get(kind, key)
             if entry is not None:
@@ -213,6 +229,41 @@ class ApiCache:
             tags = [self._ns + tag for tag in entry.tags]
             await self._redis.set(self._ns + key, entry, expire=ttl, tags=tags)
         return entry
+
+    def _note_demand(self, kind: Kind, key: str, build: Callable[[], Awaitable[Entry]]) -> None:
+        self._demand[key] = self._demand.get(key, 0) + 1
+        self._builders[key] = (kind, build)
+        if len(self._demand) > _DEMAND_KEYS:
+            # Keep the most asked half, their counts halved: old popularity fades.
+            ranked = sorted(self._demand.items(), key=lambda kv: kv[1], reverse=True)
+            self._demand = {k: n // 2 for k, n in ranked[: _DEMAND_KEYS // 2]}
+            self._builders = {k: self._builders[k] for k in self._demand}
+
+    def most_requested(self, count: int) -> list[str]:
+        """The keys asked for most (since their counts last faded), most first."""
+        ranked = sorted(self._demand.items(), key=lambda kv: kv[1], reverse=True)
+        return [key for key, _ in ranked[:count]]
+
+    async def warm(self, count: int = 200, *, before_expiry: float = 0.25) -> int:
+        """Rebuild the `count` most requested answers that are missing or within
+        `before_expiry` (a share of their TTL) of expiring, so popular products and searches
+        stay hits; returns how many were rebuilt. A failing build is skipped, not raised."""
+        rebuilt = 0
+        now = time.time()
+        for key in self.most_requested(count):
+            kind, build = self._builders[key]
+            ttl = self.ttls[kind]
+            entry = await self._local.get(key)
+            if isinstance(entry, Entry) and now - entry.built_at < ttl * (1 - before_expiry):
+                continue
+            try:
+                await self.get_or_build(kind, key, build, fresh=True, demand=False)
+            except Exception as exc:  # e.g. the product is gone: a 404 is not cached
+                log.debug("warming %s skipped: %s", key, exc)
+                continue
+            rebuilt += 1
+        CACHE_WARMED.inc(rebuilt)
+        return rebuilt
 
     async def claim(self, key: str, ttl: float) -> bool:
         """True for the first process to claim `key` within `ttl` seconds (cluster: a Redis
