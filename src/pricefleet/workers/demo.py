@@ -24,7 +24,12 @@ from pricefleet.sites.schema import Recipe
 from pricefleet.store import Store
 from pricefleet.store.admin.stats import stats as store_stats
 from pricefleet.workers.autoscale import ScalingRule, Supervisor
-from pricefleet.workers.main import on_signals, worker_command
+from pricefleet.workers.main import (
+    on_signals,
+    serve_api_process,
+    share_metrics,
+    worker_command,
+)
 from pricefleet.workers.scheduler import Scheduler, start_jobs
 
 __all__ = ["run_demo_fleet"]
@@ -56,6 +61,7 @@ async def run_demo_fleet(
     """Crawl the demo shops with worker processes, summarise, then keep the fleet running
     until SIGINT/SIGTERM (or stop, with `exit_after_crawl`)."""
     ids = [recipe.id for recipe in recipes]
+    share_metrics()  # before the workers start: the API's /metrics counts their work
     store = Store.from_settings(settings)
     queue = JobQueue.from_url(settings.effective_queue_url, prefix=settings.queue_prefix)
     rule = ScalingRule(min_workers=workers, max_workers=workers)
@@ -97,11 +103,15 @@ async def run_demo_fleet(
                 console.print(f"[red]dead[/] {site} {lease.url}: {error}")
         if exit_after_crawl:
             return
-        console.print("the fleet keeps the demo shops fresh (scheduler + workers); Ctrl-C stops")
+        api = f"http://{settings.api_host}:{settings.api_port}"
+        console.print(
+            "the fleet keeps the demo shops fresh (scheduler + workers); Ctrl-C stops\n"
+            f"API: {api}/docs — try: curl '{api}/v1/search?q=leche'"
+        )
         scheduler = Scheduler(queue, store, {r.id: r for r in recipes})
         on_signals(scheduler.stop)
         on_signals(supervisor.stop)
-        await asyncio.gather(scheduler.run(), supervisor.run())
+        await asyncio.gather(scheduler.run(), supervisor.run(), serve_api_process(settings))
     finally:
         await supervisor.shutdown()
         await queue.close()

@@ -32,6 +32,8 @@ __all__ = [
     "run_embedded",
     "run_scheduler",
     "run_worker",
+    "serve_api_process",
+    "share_metrics",
     "worker_command",
 ]
 
@@ -191,15 +193,13 @@ async def run_embedded(
         await store.upgrade()
     finally:
         await store.close()
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Read by the child processes (API, workers) when they import prometheus_client.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pricefleet-metrics-")
+    share_metrics()
     tasks = {
         asyncio.create_task(run_scheduler(settings, tick=tick)),
         asyncio.create_task(run_autoscale(settings, rule, worker_args)),
     }
     if api:
-        tasks.add(asyncio.create_task(_serve_api(settings)))
+        tasks.add(asyncio.create_task(serve_api_process(settings)))
     done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
     for task in pending:
         await task  # all stop on the same signal
@@ -207,11 +207,19 @@ async def run_embedded(
         task.result()
 
 
+def share_metrics() -> None:
+    """Have the child processes started from now on (API, workers) write their metrics to one
+    multiprocess folder, so the API's /metrics adds them up."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Read by each child when it imports prometheus_client; this process is unaffected.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pricefleet-metrics-")
+
+
 #: Seconds before an API process that died is started again.
 _API_RESTART = 1.0
 
 
-async def _serve_api(settings: Settings) -> None:
+async def serve_api_process(settings: Settings) -> None:
     """Run `pricefleet api` as a child process until SIGTERM/SIGINT, restarting it if it dies
     (granian serves on its own event loop, so it cannot share this one)."""
     stopping = asyncio.Event()
