@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import httpx
 import pytest
 
+from pricefleet.api.app import create_app
+from pricefleet.config import Settings
 from tests.api.conftest import Api
-from tests.store.factories import at, sighting
+from tests.store.factories import SITES, at, sighting
 
 #: Every route of the API, a request to it, and the scope it needs (None: open to all).
 MATRIX: dict[tuple[str, str], tuple[str, str | None]] = {
@@ -81,3 +86,27 @@ async def test_public_reads_in_embedded_profile(api: Api) -> None:
     assert product.headers["cache-control"].startswith("public")
     crawl = await api.client.post("/v1/crawls", json={"site_id": "shop-a"}, headers=anonymous)
     assert crawl.status_code == 401
+
+
+async def test_rate_limit_on_the_real_app(tmp_path: Path, recipes_dir: Path) -> None:
+    """The app's routes spend the caller's budget: RateLimit headers on answers, then a 429
+    problem with Retry-After once it is spent; health probes are not limited."""
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path / "data",
+        recipes_dir=recipes_dir,
+        rate_limit="3/minute",
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        await app.state.ctx.store.upsert_sites(SITES)
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+            answers = [await client.get("/v1/products") for _ in range(4)]
+            assert [a.status_code for a in answers] == [200, 200, 200, 429]
+            assert [a.headers["ratelimit-remaining"] for a in answers[:3]] == ["2", "1", "0"]
+            assert answers[0].headers["ratelimit-limit"] == "3"
+            refused = answers[3]
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert int(refused.headers["retry-after"]) > 0
+            assert (await client.get("/healthz")).status_code == 200
