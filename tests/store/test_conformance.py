@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -286,6 +287,48 @@ async def test_list_filters_cursor_and_fields(shops: Store) -> None:
         await shops.list_products(ProductFilter(min_price=Decimal(5), max_price=Decimal(1)))
 
 
+async def test_lists_by_a_key_some_products_lack_page_through_all(shops: Store) -> None:
+    """Sorted by unit price, products without one come last (first when descending), and
+    pages of any size, over one site or all, give every product once in that order."""
+    batch = []
+    for i in range(9):
+        seen = sighting(f"p{i}", f"{1 + (i * 7) % 5 / 10:.2f}", at(i), site_id=SITES[i % 2].id)
+        if i % 3 == 0:  # no unit price
+            seen = dataclasses.replace(
+                seen, observation=dataclasses.replace(seen.observation, unit_price=None)
+            )
+        batch.append(seen)
+    await shops.ingest(batch)
+    known = {(s.product.site_id, s.product.id): s.observation.unit_price for s in batch}
+
+    def expected(site_id: str | None, descending: bool) -> list[str]:
+        keys = [
+            (price if price is not None else Decimal("99999999"), site, pid)
+            for (site, pid), price in known.items()
+            if site_id in (None, site)
+        ]
+        return [pid for _, _, pid in sorted(keys, reverse=descending)]
+
+    for site_id in (None, "shop-a"):
+        for descending in (False, True):
+            for size in (1, 2, 4, 50):
+                seen_ids: list[str] = []
+                cursor = None
+                while True:
+                    page = await shops.list_products(
+                        ProductFilter(site_id=site_id),
+                        sort=SortKey.UNIT_PRICE,
+                        descending=descending,
+                        cursor=cursor,
+                        limit=size,
+                    )
+                    seen_ids += [item["id"] for item in page.items]
+                    cursor = page.next_cursor
+                    if cursor is None:
+                        break
+                assert seen_ids == expected(site_id, descending), (site_id, descending, size)
+
+
 async def test_trending_finds_the_biggest_moves(shops: Store) -> None:
     """Drops and rises between N days ago and now, biggest first, from the view or live."""
     now = datetime.now(UTC)
@@ -367,7 +410,8 @@ async def test_site_summaries_count_and_freshness(shops: Store) -> None:
     assert set(summaries) == {site.id for site in SITES}
     a = summaries["shop-a"]
     assert (a.products, a.stale, a.last_seen) == (3, 1, at(50))
-    assert a.name and a.base_url
+    assert a.name
+    assert a.base_url
     b = summaries["shop-b"]
     assert (b.products, b.stale, b.last_seen) == (0, 0, None)
     assert [s.stale for s in await shops.site_summaries(at(100)) if s.site_id == "shop-a"] == [3]
