@@ -235,6 +235,37 @@ async def test_search_ranks_the_same_on_both_backends(shops: Store) -> None:
     assert [h.item["id"] for h in await shops.search("leche", site_id="shop-b")] == []
 
 
+async def test_search_follows_renames(shops: Store) -> None:
+    """A product renamed by a later sighting is found by its new name only."""
+    await shops.ingest([sighting("p1", "1.00", at(0), name="Leche entera", brand="Sierra")])
+    await shops.ingest([sighting("p1", "1.00", at(5), name="Queso curado", brand="Sierra")])
+    await shops.ingest([sighting("p1", "1.10", at(9), name="Queso curado", brand="Monte")])
+    assert await shops.search("leche") == []
+    assert [h.item["id"] for h in await shops.search("queso curado")] == ["p1"]
+    assert [h.item["id"] for h in await shops.search("monte")] == ["p1"]
+    assert await shops.search("sierra") == []
+
+
+async def test_search_ranks_a_bounded_number_of_matches(
+    shops: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A word matching more products than the candidate cap still gives a full page of
+    matches (the best of the first candidates), never more than asked for."""
+    import pricefleet.store.postgres
+    import pricefleet.store.sqlite
+
+    for module in (pricefleet.store.postgres, pricefleet.store.sqlite):
+        monkeypatch.setattr(module, "SEARCH_CANDIDATES", 4)
+    await shops.ingest(
+        [sighting(f"p{i}", "1.00", at(i), name=f"Leche {'entera ' * (i % 3)}{i}") for i in range(9)]
+    )
+    hits = await shops.search("leche", limit=3)
+    assert len(hits) == 3
+    assert all("Leche" in hit.item["name"] for hit in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert len(await shops.search("leche", limit=20)) == 4  # one site: one shard when sharded
+
+
 async def test_list_filters_cursor_and_fields(shops: Store) -> None:
     """Lists filter by site, category, price and discount, page by cursor, select fields."""
     batch = [

@@ -452,7 +452,7 @@ class SqlStore(Store):
             if site_id is not None and after[1] == site_id:
                 # Within one site the site is constant: comparing the rest alone lets an
                 # index (site_id, key, id) start its scan right after the cursor.
-                at = position.index(prod.site_id)
+                at = 0 if missing else 1  # where site_id is in `order`
                 del position[at], bound[at]
             row, mark = tuple_(*position), tuple_(*bound)
             query = query.where(row < mark if descending else row > mark)
