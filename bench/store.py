@@ -1324,7 +1324,9 @@ async def _run(options: Options) -> dict[str, Any]:
         _replay(catalogue, meta["runs"], count)
     runs = meta.get("runs", 0)
     backends: list[Backend] = []
-    database_context = kept_postgres_database(server, keep) if keep else postgres_database(server)
+    # A run without PostgreSQL still reads the server's facts, from a database dropped after.
+    kept = keep and "postgresql" in wanted
+    database_context = kept_postgres_database(server, keep) if kept else postgres_database(server)
     try:
         async with database_context as (pg_url, database):
             facts = await postgres_facts(server, database)
