@@ -29,7 +29,9 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import dataclasses
 import io
+import json
 import math
 import os
 import pstats
@@ -86,6 +88,12 @@ SCALE_ENV = "PRICEFLEET_BENCH_STORE_SCALE"
 DAYS_ENV = "PRICEFLEET_BENCH_STORE_DAYS"
 CHANGE_ENV = "PRICEFLEET_BENCH_STORE_CHANGE_RATE"
 POSTGRES_ENV = "PRICEFLEET_BENCH_POSTGRES"
+#: Which backends to run (comma-separated), default both.
+BACKENDS_ENV = "PRICEFLEET_BENCH_STORE_BACKENDS"
+#: Keep the loaded databases under this name and reuse them when they exist (no load).
+KEEP_ENV = "PRICEFLEET_BENCH_STORE_KEEP"
+#: Spread the crawl's days over this many calendar days (default: one day apart).
+SPAN_ENV = "PRICEFLEET_BENCH_STORE_SPAN_DAYS"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 BACKENDS = ("sqlite", "postgresql")
 
@@ -362,6 +370,9 @@ class Plan:
     batch: int = BATCH
     #: Share of products whose price state changes each day after the first.
     change_rate: float = CHANGE_RATE
+    #: Time between two crawl days (`--span-days` spreads few days over a longer time, so the
+    #: trending windows see moves without crawling every day).
+    spacing: timedelta = timedelta(days=1)
 
     @property
     def products(self) -> int:
@@ -421,7 +432,7 @@ class Catalogue:
         self.flags = array("b", bytes(size))
         # The crawl ends an hour ago, so trending windows measured from now() find it all.
         end = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
-        self.first_day = end - timedelta(days=plan.days - 1)
+        self.first_day = end - plan.spacing * (plan.days - 1)
 
     # --- items and products -----------------------------------------------------------------
 
@@ -537,7 +548,7 @@ class Catalogue:
         """Day `day`'s sightings in batches of one shop's `plan.batch` consecutive products, with
         the number of products whose price state changed that day. Days must come in order."""
         plan = self.plan
-        moment = self.first_day + timedelta(days=day)
+        moment = self.first_day + plan.spacing * day
         for chunk in range(0, plan.products_per_site, plan.batch):
             slots = range(chunk, min(chunk + plan.batch, plan.products_per_site))
             items = [self.slot_items(slot) for slot in slots]
@@ -1222,7 +1233,11 @@ def plan_from_env(quick: bool) -> Plan:
     change = float(os.environ.get(CHANGE_ENV) or CHANGE_RATE)
     if not 0 < change <= 1:
         raise ValueError(f"{CHANGE_ENV}={change}: the change rate must be in (0, 1]")
-    return Plan.make(scale, quick, int(days) if days else None, change)
+    plan = Plan.make(scale, quick, int(days) if days else None, change)
+    span = os.environ.get(SPAN_ENV)
+    if span and plan.days > 1:
+        plan = dataclasses.replace(plan, spacing=timedelta(days=float(span)) / (plan.days - 1))
+    return plan
 
 
 def _say(message: str) -> None:
@@ -1243,27 +1258,87 @@ def source_fingerprint() -> dict[str, str]:
     }
 
 
+def _wanted_backends() -> tuple[str, ...]:
+    raw = os.environ.get(BACKENDS_ENV)
+    wanted = tuple(name.strip() for name in raw.split(",")) if raw else BACKENDS
+    unknown = sorted(set(wanted) - set(BACKENDS))
+    if unknown or not wanted:
+        raise ValueError(f"{BACKENDS_ENV}={raw}: choose among {', '.join(BACKENDS)}")
+    return tuple(name for name in BACKENDS if name in wanted)
+
+
+@contextlib.asynccontextmanager
+async def kept_postgres_database(server: str, name: str) -> Any:
+    """The database `pf_bench_keep_<name>` on `server`, created when missing, never dropped;
+    yields (url, name)."""
+    admin = _admin_url(server)
+    database = f"pf_bench_keep_{name}"
+    conn = await asyncpg.connect(**admin)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database):
+            await conn.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await conn.close()
+    auth = admin["user"] + (f":{admin['password']}" if admin["password"] else "")
+    yield f"postgresql://{auth}@{admin['host']}:{admin['port']}/{database}", database
+
+
+def _replay(catalogue: Catalogue, runs: int, count: int) -> None:
+    """Bring a fresh catalogue's prices to where a kept database's are: every day of the load
+    and the profiled batches of each earlier run, generated and thrown away."""
+    plan = catalogue.plan
+    for day in range(plan.days):
+        for _ in catalogue.day_batches(day):
+            pass
+    for run in range(runs):
+        _take(catalogue.day_batches(plan.days + 2 * run), count)
+        _take(catalogue.day_batches(plan.days + 2 * run + 1), count)
+
+
 async def _run(options: Options) -> dict[str, Any]:
     plan = plan_from_env(options.quick)
     fingerprint = source_fingerprint()
     server = os.environ.get(POSTGRES_ENV, DEFAULT_POSTGRES)
+    wanted = _wanted_backends()
+    keep = os.environ.get(KEEP_ENV)
     catalogue = Catalogue(plan)
+    count = QUICK_PROFILE_BATCHES if options.quick else PROFILE_BATCHES
     _say(
         f"plan: {plan.products:,} products, {plan.days} days, {plan.sightings:,} sightings, "
         f"~{plan.target_stored_rows:,} stored rows per backend"
     )
-    scratch = Path(tempfile.mkdtemp(prefix="pricefleet-bench-store-"))
+    if keep:
+        scratch = Path(tempfile.gettempdir()) / f"pricefleet-bench-store-{keep}"
+        scratch.mkdir(exist_ok=True)
+    else:
+        scratch = Path(tempfile.mkdtemp(prefix="pricefleet-bench-store-"))
     path = scratch / "store.db"
+    meta_path = scratch / "meta.json"
+    meta: dict[str, Any] = {}
+    if keep and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta["plan"] != repr(plan) or meta["backends"] != list(wanted):
+            raise ValueError(f"{meta_path} was loaded with another plan or backends: {meta}")
+        catalogue.first_day = datetime.fromisoformat(meta["first_day"])
+        _say(f"reusing the databases kept as {keep!r} (run {meta['runs'] + 1}); replaying prices")
+        _replay(catalogue, meta["runs"], count)
+    runs = meta.get("runs", 0)
     backends: list[Backend] = []
+    # A run without PostgreSQL still reads the server's facts, from a database dropped after.
+    kept = keep and "postgresql" in wanted
+    database_context = kept_postgres_database(server, keep) if kept else postgres_database(server)
     try:
-        async with postgres_database(server) as (pg_url, database):
+        async with database_context as (pg_url, database):
             facts = await postgres_facts(server, database)
-            sqlite_store = Store.from_url(f"sqlite:///{path}")
-            pg_store = Store.from_url(pg_url)
-            backends = [
-                Backend("sqlite", sqlite_store, f"SQLite {sqlite3.sqlite_version} (WAL)"),
-                Backend("postgresql", pg_store, f"PostgreSQL {facts['version']}"),
-            ]
+            if "sqlite" in wanted:
+                backends.append(
+                    Backend(
+                        "sqlite",
+                        Store.from_url(f"sqlite:///{path}"),
+                        f"SQLite {sqlite3.sqlite_version} (WAL)",
+                    )
+                )
+            pg_store = Store.from_url(pg_url) if "postgresql" in wanted else None
             pids_cache: list[int] = []
 
             async def cached_pids() -> list[int]:
@@ -1271,7 +1346,10 @@ async def _run(options: Options) -> dict[str, Any]:
                     pids_cache.extend(await postgres_pids(server, database))
                 return pids_cache
 
-            backends[1].server_pids = cached_pids
+            if pg_store is not None:
+                postgres = Backend("postgresql", pg_store, f"PostgreSQL {facts['version']}")
+                postgres.server_pids = cached_pids
+                backends.append(postgres)
             for backend in backends:
                 await backend.store.upgrade()
                 await backend.store.upsert_sites(catalogue.sites)
@@ -1283,17 +1361,30 @@ async def _run(options: Options) -> dict[str, Any]:
                     catalogue.first_day.year * 12 + catalogue.first_day.month
                 )
                 await ensure(today=catalogue.first_day.date(), months_ahead=months + 1)
-            loading = await load(
-                catalogue,
-                backends,
-                _say,
-                lambda vacuum: postgres_upkeep(server, database, vacuum=vacuum),
-            )
+
+            async def upkeep(vacuum: bool) -> float:
+                if pg_store is None:
+                    return 0.0
+                return await postgres_upkeep(server, database, vacuum=vacuum)
+
+            if meta:
+                loading: dict[str, Any] = {"reused": keep, "runs_before": runs}
+            else:
+                loading = await load(catalogue, backends, _say, upkeep)
+                if keep:
+                    meta = {
+                        "plan": repr(plan),
+                        "backends": list(wanted),
+                        "first_day": catalogue.first_day.isoformat(),
+                        "runs": 0,
+                    }
+                    meta_path.write_text(json.dumps(meta))
             pids_cache.clear()
-            sizes = {
-                "sqlite": sqlite_size(path),
-                "postgresql": await postgres_size(server, database),
-            }
+            sizes = {}
+            if "sqlite" in wanted:
+                sizes["sqlite"] = sqlite_size(path)
+            if pg_store is not None:
+                sizes["postgresql"] = await postgres_size(server, database)
             _say("loaded; measuring reads")
             reading = await measure_reads(catalogue, backends, options, _say)
             plans = {
@@ -1301,23 +1392,26 @@ async def _run(options: Options) -> dict[str, Any]:
                 for backend in backends
             }
             _say("profiling ingest")
-            count = QUICK_PROFILE_BATCHES if options.quick else PROFILE_BATCHES
             # Two more days, a few batches each: one with SQL statements timed, one under cProfile.
-            timed = [batch for _, batch in _take(catalogue.day_batches(plan.days), count)]
-            profiled = [batch for _, batch in _take(catalogue.day_batches(plan.days + 1), count)]
+            first = plan.days + 2 * runs
+            timed = [batch for _, batch in _take(catalogue.day_batches(first), count)]
+            profiled = [batch for _, batch in _take(catalogue.day_batches(first + 1), count)]
             profiles = {}
             for backend in backends:
                 profiles[backend.name] = {
                     "statements": await time_statements(backend, timed),
                     "cprofile": await profile_python(backend, profiled),
                 }
+            if keep:
+                meta_path.write_text(json.dumps({**meta, "runs": runs + 1}))
             for backend in backends:
                 await backend.store.close()
     finally:
         for backend in backends:
             with contextlib.suppress(Exception):
                 await backend.store.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(scratch, ignore_errors=True)
     return {
         "benchmark": "store",
         "parameters": {
@@ -1335,6 +1429,9 @@ async def _run(options: Options) -> dict[str, Any]:
             "batch": plan.batch,
             "rounds": options.rounds,
             "first_day": catalogue.first_day.isoformat(),
+            "spacing_days": plan.spacing / timedelta(days=1),
+            "backends": list(wanted),
+            "kept_as": keep,
         },
         "versions": {
             "sqlite": sqlite3.sqlite_version,
@@ -1466,8 +1563,7 @@ def render(result: dict[str, Any]) -> list[RenderableType]:
             for name, seconds in result["refresh_trending_seconds"].items()
         ),
     ]
-    for name in ("sqlite", "postgresql"):
-        size = sizes[name]
+    for name, size in sizes.items():
         lines.append(
             f"{name}: {_mib(size['database_bytes'])} on disk; rows "
             + ", ".join(f"{table} {count:,}" for table, count in size["rows"].items())
@@ -1495,10 +1591,13 @@ def render(result: dict[str, Any]) -> list[RenderableType]:
         if notes:
             lines.append(f"{name}: " + "; ".join(notes[:6]))
     load = result["load"]
-    lines.append(
-        f"load wall time {load['wall_seconds']:,.0f} s "
-        f"(generating sightings: {load['generator_seconds']:,.0f} s)"
-    )
+    if "reused" in load:
+        lines.append(f"no load: the databases kept as {load['reused']!r} were reused")
+    else:
+        lines.append(
+            f"load wall time {load['wall_seconds']:,.0f} s "
+            f"(generating sightings: {load['generator_seconds']:,.0f} s)"
+        )
     profile = Table(title="Ingest profile — ms per batch, by SQL statement (driver call to result)")
     profile.add_column("statement")
     timed = {name: prof["statements"] for name, prof in result["profile"].items()}
@@ -1568,6 +1667,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--days", type=int, default=None, help="crawl at most this many days (fewer stored rows)"
     )
     parser.add_argument(
+        "--backends",
+        default=None,
+        help="comma-separated backends to run (default: sqlite,postgresql)",
+    )
+    parser.add_argument(
+        "--keep",
+        default=None,
+        metavar="NAME",
+        help="keep the loaded databases as NAME; a later run with the same NAME and plan "
+        "reuses them (no load: migrations, reads and the ingest profile only)",
+    )
+    parser.add_argument(
+        "--span-days",
+        type=float,
+        default=None,
+        help="spread the crawl's days over this many calendar days (trending windows)",
+    )
+    parser.add_argument(
         "--change-rate",
         type=float,
         default=None,
@@ -1586,11 +1703,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not 0 < args.change_rate <= 1:
             parser.error("--change-rate must be in (0, 1]")
         os.environ[CHANGE_ENV] = repr(args.change_rate)
+    if args.backends is not None:
+        os.environ[BACKENDS_ENV] = args.backends
+    if args.keep is not None:
+        if not re.fullmatch(r"[a-z0-9_]{1,30}", args.keep):
+            parser.error("--keep NAME: lower-case letters, digits and _ only")
+        os.environ[KEEP_ENV] = args.keep
+    if args.span_days is not None:
+        os.environ[SPAN_ENV] = repr(args.span_days)
     from bench.__main__ import RESULTS
     from bench.__main__ import main as bench_main
 
     tagged = (
-        args.scale is not None or args.days is not None or args.change_rate is not None
+        args.scale is not None
+        or args.days is not None
+        or args.change_rate is not None
+        or args.keep is not None
     ) and "--quick" not in rest
     date = datetime.now(UTC).strftime("%Y-%m-%d")
     default = RESULTS / f"store-{date}.json"
@@ -1603,6 +1731,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             tag = f"scale{args.scale if args.scale is not None else DEFAULT_SCALE:g}"
             tag += f"-days{args.days}" if args.days is not None else ""
             tag += f"-change{args.change_rate:g}" if args.change_rate is not None else ""
+            tag += f"-span{args.span_days:g}" if args.span_days is not None else ""
+            tag += f"-{args.backends.replace(',', '-')}" if args.backends is not None else ""
+            tag += f"-{args.keep}" if args.keep is not None else ""
+            tag += f"-{datetime.now(UTC):%H%M}"
             target = default.with_name(f"store-{tag}-{date}.json")
             default.replace(target)
             print(f"results kept as {target}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -234,6 +235,37 @@ async def test_search_ranks_the_same_on_both_backends(shops: Store) -> None:
     assert [h.item["id"] for h in await shops.search("leche", site_id="shop-b")] == []
 
 
+async def test_search_follows_renames(shops: Store) -> None:
+    """A product renamed by a later sighting is found by its new name only."""
+    await shops.ingest([sighting("p1", "1.00", at(0), name="Leche entera", brand="Sierra")])
+    await shops.ingest([sighting("p1", "1.00", at(5), name="Queso curado", brand="Sierra")])
+    await shops.ingest([sighting("p1", "1.10", at(9), name="Queso curado", brand="Monte")])
+    assert await shops.search("leche") == []
+    assert [h.item["id"] for h in await shops.search("queso curado")] == ["p1"]
+    assert [h.item["id"] for h in await shops.search("monte")] == ["p1"]
+    assert await shops.search("sierra") == []
+
+
+async def test_search_ranks_a_bounded_number_of_matches(
+    shops: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A word matching more products than the candidate cap still gives a full page of
+    matches (the best of the first candidates), never more than asked for."""
+    import pricefleet.store.postgres
+    import pricefleet.store.sqlite
+
+    for module in (pricefleet.store.postgres, pricefleet.store.sqlite):
+        monkeypatch.setattr(module, "SEARCH_CANDIDATES", 4)
+    await shops.ingest(
+        [sighting(f"p{i}", "1.00", at(i), name=f"Leche {'entera ' * (i % 3)}{i}") for i in range(9)]
+    )
+    hits = await shops.search("leche", limit=3)
+    assert len(hits) == 3
+    assert all("Leche" in hit.item["name"] for hit in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert len(await shops.search("leche", limit=20)) == 4  # one site: one shard when sharded
+
+
 async def test_list_filters_cursor_and_fields(shops: Store) -> None:
     """Lists filter by site, category, price and discount, page by cursor, select fields."""
     batch = [
@@ -284,6 +316,48 @@ async def test_list_filters_cursor_and_fields(shops: Store) -> None:
         await shops.list_products(fields=["password"])
     with pytest.raises(InvalidQuery, match="above max_price"):
         await shops.list_products(ProductFilter(min_price=Decimal(5), max_price=Decimal(1)))
+
+
+async def test_lists_by_a_key_some_products_lack_page_through_all(shops: Store) -> None:
+    """Sorted by unit price, products without one come last (first when descending), and
+    pages of any size, over one site or all, give every product once in that order."""
+    batch = []
+    for i in range(9):
+        seen = sighting(f"p{i}", f"{1 + (i * 7) % 5 / 10:.2f}", at(i), site_id=SITES[i % 2].id)
+        if i % 3 == 0:  # no unit price
+            seen = dataclasses.replace(
+                seen, observation=dataclasses.replace(seen.observation, unit_price=None)
+            )
+        batch.append(seen)
+    await shops.ingest(batch)
+    known = {(s.product.site_id, s.product.id): s.observation.unit_price for s in batch}
+
+    def expected(site_id: str | None, descending: bool) -> list[str]:
+        keys = [
+            (price if price is not None else Decimal("99999999"), site, pid)
+            for (site, pid), price in known.items()
+            if site_id in (None, site)
+        ]
+        return [pid for _, _, pid in sorted(keys, reverse=descending)]
+
+    for site_id in (None, "shop-a"):
+        for descending in (False, True):
+            for size in (1, 2, 4, 50):
+                seen_ids: list[str] = []
+                cursor = None
+                while True:
+                    page = await shops.list_products(
+                        ProductFilter(site_id=site_id),
+                        sort=SortKey.UNIT_PRICE,
+                        descending=descending,
+                        cursor=cursor,
+                        limit=size,
+                    )
+                    seen_ids += [item["id"] for item in page.items]
+                    cursor = page.next_cursor
+                    if cursor is None:
+                        break
+                assert seen_ids == expected(site_id, descending), (site_id, descending, size)
 
 
 async def test_trending_finds_the_biggest_moves(shops: Store) -> None:

@@ -35,6 +35,11 @@ DIALECT_OBJECTS = frozenset(
         "search",
         "ix_products_search",
         "ix_products_name_trgm",
+        "product_search",
+        "pk_product_search",
+        "fk_product_search_products",
+        "ix_product_search_search",
+        "ix_price_moves_change",
     }
 )
 

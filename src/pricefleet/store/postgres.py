@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from pricefleet.store.query import SEARCH_CANDIDATES
 from pricefleet.store.records import Direction, SearchHit
 from pricefleet.store.sql import _DEFAULT_FIELDS, SqlStore
 
@@ -96,13 +97,24 @@ class PostgresStore(SqlStore):
         site_clause = "AND p.site_id = :site" if site_id is not None else ""
         # Words are [a-z0-9]+ only, so the tsquery text cannot carry operators of its own.
         tsquery = " & ".join([*words[:-1], f"{words[-1]}:*"])
+        # Matches are ranked on the narrow search rows (at most SEARCH_CANDIDATES of them, in
+        # the order the index finds them); only the page's products are read.
         full_text = text(
-            f"SELECT {columns}, ts_rank_cd(p.search, q, 1) AS score "
-            "FROM products p, to_tsquery('simple', :tsq) q "
-            f"WHERE p.search @@ q {site_clause} "
-            "ORDER BY score DESC, p.site_id, p.id LIMIT :limit"
+            f"SELECT {columns}, s.score FROM ("
+            "SELECT c.site_id, c.id, c.score FROM ("
+            "SELECT p.site_id, p.id, ts_rank_cd(p.search, q, 1) AS score "
+            "FROM product_search p, to_tsquery('simple', :tsq) q "
+            f"WHERE p.search @@ q {site_clause} LIMIT :candidates"
+            ") c ORDER BY c.score DESC, c.site_id, c.id LIMIT :limit"
+            ") s JOIN products p ON p.site_id = s.site_id AND p.id = s.id "
+            "ORDER BY s.score DESC, p.site_id, p.id"
         ).columns(*self._columns(None))
-        params: dict[str, Any] = {"tsq": tsquery, "limit": limit, "site": site_id}
+        params: dict[str, Any] = {
+            "tsq": tsquery,
+            "limit": limit,
+            "site": site_id,
+            "candidates": SEARCH_CANDIDATES,
+        }
         rows = list(await conn.execute(full_text, params))
         if not rows and fuzzy:  # a typo finds nothing by words: try trigram similarity
             # The default threshold (0.6) misses one transposed letter in a short word.
@@ -124,6 +136,9 @@ class PostgresStore(SqlStore):
         async with self.writer.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(text("REFRESH MATERIALIZED VIEW CONCURRENTLY price_moves"))
+            # Fresh statistics, so a window's moves are read from `ix_price_moves_change`
+            # (a sample: cheap beside the refresh, and autovacuum may be late or off).
+            await conn.execute(text("ANALYZE price_moves"))
 
     async def _trending(
         self, conn: AsyncConnection, days: int, direction: Direction, limit: int, site: str | None

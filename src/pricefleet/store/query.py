@@ -17,6 +17,7 @@ from pricefleet.store.records import SortKey
 
 __all__ = [
     "NULL_LAST",
+    "SEARCH_CANDIDATES",
     "decode_cursor",
     "encode_cursor",
     "offer_order",
@@ -26,6 +27,10 @@ __all__ = [
 
 #: Sorts on nullable columns put products without a value last, through this stand-in.
 NULL_LAST = Decimal("99999999")
+#: At most this many matches of a search are ranked, in the order the search index yields
+#: them; up to that many the ranking is exact. A common word (`leche`: 58,000 of 1,000,000
+#: products) would otherwise have every match read and ranked on every query.
+SEARCH_CANDIDATES = 5_000
 
 
 def search_words(q: str) -> list[str]:

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, and_, func, literal, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, and_, func, literal, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -67,6 +67,8 @@ _SORTS = {
     SortKey.UNIT_PRICE: products.c.unit_price,
     SortKey.LAST_SEEN: products.c.last_seen,
 }
+#: Sort keys some products have no value of (sorted as NULL_LAST).
+_NULLABLE_SORTS = (SortKey.PRICE, SortKey.UNIT_PRICE)
 #: Errors that mean "this server cannot be reached", as opposed to a bad query.
 _UNREACHABLE = (OSError, InterfaceError, OperationalError, TimeoutError)
 
@@ -395,19 +397,31 @@ class SqlStore(Store):
         """
         if not 1 <= limit <= 1000:
             raise InvalidQuery(f"limit={limit}: must be between 1 and 1000")
-        key = self._sort_expression(sort)
-        order = (key, products.c.site_id, products.c.id)
-        query = select(*self._columns(fields), key.label("_key")).where(*self._filters(filters))
-        if cursor is not None:
-            after = decode_cursor(cursor, sort, descending)
-            position = tuple_(*order)
-            bound = tuple_(
-                *(literal(v) if i else self._cursor_value(sort, v) for i, v in enumerate(after))
-            )
-            query = query.where(position < bound if descending else position > bound)
-        query = query.order_by(*(c.desc() if descending else c.asc() for c in order))
+        where = self._filters(filters)
+        after = decode_cursor(cursor, sort, descending) if cursor is not None else None
+        # Products without a value of a nullable sort key come last in ascending order and
+        # first in descending, as if the value were NULL_LAST. They are read as a segment of
+        # their own, so the valued segment is ordered by the bare column: an index
+        # (site_id, price, id) then gives its order without a sort, which an ORDER BY
+        # COALESCE(price, NULL_LAST) could not use.
+        segments = [False]  # False: products with a value; True: those without
+        if sort in _NULLABLE_SORTS and not self._excludes_missing(sort, filters):
+            segments = [True, False] if descending else [False, True]
+            if after is not None:
+                segments = segments[segments.index(after[0] == NULL_LAST) :]
+        rows: list[dict[str, Any]] = []
         async with self._read() as conn:
-            rows = [dict(r._mapping) for r in await conn.execute(query.limit(limit + 1))]
+            for missing in segments:
+                query = self._list_segment(
+                    sort, descending, where, filters.site_id, missing, after, fields
+                )
+                result = await conn.execute(query.limit(limit + 1 - len(rows)))
+                rows += [
+                    {"_key": NULL_LAST, **r._mapping} if missing else {**r._mapping} for r in result
+                ]
+                if len(rows) > limit:
+                    break
+                after = None  # the next segment is read from its start
         next_cursor = None
         if len(rows) > limit:
             rows = rows[:limit]
@@ -416,6 +430,44 @@ class SqlStore(Store):
         for row in rows:
             del row["_key"]
         return Page(rows, next_cursor)
+
+    def _list_segment(
+        self,
+        sort: SortKey,
+        descending: bool,
+        where: list[ColumnElement[bool]],
+        site_id: str | None,
+        missing: bool,
+        after: tuple[Any, str, str] | None,
+        fields: Sequence[str] | None,
+    ) -> Select[Any]:
+        """One segment of a list, without its limit: the products with a value of the sort
+        key, ordered by it and then identity, or (`missing`) those without, by identity."""
+        prod = products.c
+        column = _SORTS[sort]
+        if missing:
+            query = select(*self._columns(fields)).where(*where, column.is_(None))
+            order: list[Any] = [prod.site_id, prod.id]
+            bound: list[Any] = [] if after is None else [literal(after[1]), literal(after[2])]
+        else:
+            query = select(*self._columns(fields), column.label("_key")).where(*where)
+            if sort in _NULLABLE_SORTS:
+                query = query.where(column.is_not(None))
+            order = [column, prod.site_id, prod.id]
+            bound = []
+            if after is not None:
+                key = literal(after[0], type_=column.type)
+                bound = [key, literal(after[1]), literal(after[2])]
+        if after is not None:
+            position = list(order)
+            if site_id is not None and after[1] == site_id:
+                # Within one site the site is constant: comparing the rest alone lets an
+                # index (site_id, key, id) start its scan right after the cursor.
+                at = 0 if missing else 1  # where site_id is in `order`
+                del position[at], bound[at]
+            row, mark = tuple_(*position), tuple_(*bound)
+            query = query.where(row < mark if descending else row > mark)
+        return query.order_by(*(c.desc() if descending else c.asc() for c in order))
 
     async def search(
         self, q: str, *, limit: int = 20, site_id: str | None = None, fuzzy: bool = False
@@ -641,13 +693,6 @@ class SqlStore(Store):
         return where
 
     @staticmethod
-    def _sort_expression(sort: SortKey) -> ColumnElement[Any]:
-        column = _SORTS[sort]
-        if sort in (SortKey.PRICE, SortKey.UNIT_PRICE):
-            return func.coalesce(column, NULL_LAST, type_=column.type)
-        return column
-
-    @staticmethod
-    def _cursor_value(sort: SortKey, value: Any) -> Any:
-        column = _SORTS[sort]
-        return literal(value, type_=column.type)
+    def _excludes_missing(sort: SortKey, f: ProductFilter) -> bool:
+        """Whether the filters leave out every product without a value of the sort key."""
+        return sort is SortKey.PRICE and (f.min_price is not None or f.max_price is not None)

@@ -15,6 +15,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from pricefleet.store.query import SEARCH_CANDIDATES
 from pricefleet.store.records import SearchHit
 from pricefleet.store.sql import _DEFAULT_FIELDS, SqlStore
 
@@ -74,14 +75,26 @@ class SqliteStore(SqlStore):
         # Each word quoted (no FTS5 syntax gets through), the last one as a prefix.
         match = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
         columns = ", ".join(f"p.{name}" for name in _DEFAULT_FIELDS)
-        site_clause = "AND p.site_id = :site" if site_id is not None else ""
+        site_join = (
+            "JOIN products s ON s.rowid = products_fts.rowid AND s.site_id = :site "
+            if site_id is not None
+            else ""
+        )
+        # At most SEARCH_CANDIDATES matches are ranked; only the page's products are read.
         query = text(
-            f"SELECT {columns}, -bm25(products_fts, 10.0, 2.0) AS score "
-            "FROM products_fts JOIN products p ON p.rowid = products_fts.rowid "
-            f"WHERE products_fts MATCH :match {site_clause} "
-            "ORDER BY bm25(products_fts, 10.0, 2.0), p.site_id, p.id LIMIT :limit"
+            f"SELECT {columns}, -m.rank AS score FROM ("
+            "SELECT products_fts.rowid AS rowid, bm25(products_fts, 10.0, 2.0) AS rank "
+            f"FROM products_fts {site_join}"
+            "WHERE products_fts MATCH :match LIMIT :candidates"
+            ") m JOIN products p ON p.rowid = m.rowid "
+            "ORDER BY m.rank, p.site_id, p.id LIMIT :limit"
         ).columns(*(self._columns(None)))
-        params: dict[str, Any] = {"match": match.strip(), "limit": limit, "site": site_id}
+        params: dict[str, Any] = {
+            "match": match.strip(),
+            "limit": limit,
+            "site": site_id,
+            "candidates": SEARCH_CANDIDATES,
+        }
         rows = await conn.execute(query, params)
         return [
             SearchHit({k: v for k, v in r._mapping.items() if k != "score"}, float(r.score))

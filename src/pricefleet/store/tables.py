@@ -127,6 +127,8 @@ products = Table(
     Index(None, "gtin"),
     Index(None, "site_id", "category_id"),
     Index(None, "price"),
+    # A site's products in price order: price-sorted lists read their page from it (0003).
+    Index(None, "site_id", "price", "id"),
     # No index on last_seen: every sighting moves it, and an index on it would rule out
     # in-place (HOT) updates on PostgreSQL, where pages keep 30 % free for them (migration 0002).
     postgresql_with={"fillfactor": 70},

@@ -19,7 +19,7 @@ import pricefleet.store.types
 
 revision = "0004"
 # 0003 is being written in parallel; the chain is relinked (0003 -> 0004) when both land.
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
