@@ -46,7 +46,7 @@ __all__ = ["main"]
 ASGIApp = Any
 
 
-async def _call(app: ASGIApp, path: str, key: str) -> int:
+async def _call(app: ASGIApp, path: str, key: str, gzip: bool = False) -> tuple[int, int]:
     route, _, query = path.partition("?")
     scope = {
         "type": "http",
@@ -58,23 +58,29 @@ async def _call(app: ASGIApp, path: str, key: str) -> int:
         "raw_path": route.encode(),
         "query_string": query.encode(),
         "root_path": "",
-        "headers": [(b"host", b"bench"), (b"authorization", f"Bearer {key}".encode())],
+        "headers": [
+            (b"host", b"bench"),
+            (b"authorization", f"Bearer {key}".encode()),
+            *([(b"accept-encoding", b"gzip, deflate")] if gzip else []),
+        ],
         "client": ("127.0.0.1", 40000),
         "server": ("127.0.0.1", 8000),
         "state": {},
     }
-    status = 0
+    status = size = 0
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
-        nonlocal status
+        nonlocal status, size
         if message["type"] == "http.response.start":
             status = message["status"]
+        elif message["type"] == "http.response.body":
+            size += len(message.get("body", b""))
 
     await app(scope, receive, send)
-    return status
+    return status, size
 
 
 async def _commands(redis: aioredis.Redis) -> dict[str, int]:
@@ -82,15 +88,20 @@ async def _commands(redis: aioredis.Redis) -> dict[str, int]:
     return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
 
 
-async def _timed(app: ASGIApp, paths: Sequence[str], key: str) -> dict[str, float]:
+async def _timed(
+    app: ASGIApp, paths: Sequence[str], key: str, gzip: bool = False
+) -> dict[str, float]:
     cpu, wall = time.process_time(), time.perf_counter()
+    sizes = 0
     for path in paths:
-        status = await _call(app, path, key)
+        status, size = await _call(app, path, key, gzip)
         if status != 200:
             raise AssertionError(f"{path}: {status}")
+        sizes += size
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     return {
         "requests": len(paths),
+        "body_bytes": round(sizes / len(paths)),
         "wall_us_per_request": round(1e6 * wall / len(paths), 1),
         "cpu_us_per_request": round(1e6 * cpu / len(paths), 1),
     }
@@ -139,13 +150,20 @@ async def _run(requests: int, products: int) -> dict[str, Any]:
                 RateLimiter.hit = counted  # type: ignore[method-assign]
             out["product, async context"] = await _timed(app, batch, key)
             app.dependency_overrides.clear()
+            searches = Catalogue(products).search_paths(300, seed=3)
+            await _timed(app, searches, key)  # cached
+            many = (searches * (requests // len(searches) + 1))[:requests]
+            out["search, cached"] = await _timed(app, many, key)
+            out["search, cached, Accept-Encoding: gzip"] = await _timed(app, many, key, gzip=True)
+            out["product, Accept-Encoding: gzip"] = await _timed(app, batch, key, gzip=True)
             profile = cProfile.Profile()
             profile.enable()
             await _timed(app, batch, key)
             profile.disable()
     finally:
         await redis.aclose()
-        _redis_cleanup(settings.redis_url or "", prefix)
+        for start in (prefix, f"_tag:{prefix}"):  # cashews tag sets: `_tag:<prefix>:…`
+            _redis_cleanup(settings.redis_url or "", start)
     text = io.StringIO()
     stats = pstats.Stats(profile, stream=text).strip_dirs().sort_stats("tottime")
     stats.print_stats(30)

@@ -160,8 +160,8 @@ def loadtest(
     )
     if as_json:
         typer.echo(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode())
-    else:
-        Console().print(report.table())
+    else:  # wide enough for the table when piped to a file
+        Console(width=None if sys.stdout.isatty() else 140).print(report.table())
     for line in [*report.warnings, *report.violations]:
         console.print(f"[yellow]{line}[/]")
     if not report.passed:

@@ -121,7 +121,8 @@ class LoadReport:
         return {**asdict(self), "passed": self.passed}
 
     def table(self) -> Table:
-        """Per phase and total: counts, errors, rate, latency percentiles."""
+        """Per phase and total: counts, errors, rate, latency percentiles; outcomes by status
+        below."""
         table = Table(
             title=f"{self.scenario} load on {self.url} ({self.paths} paths, "
             f"{self.connections} connections); latency from the scheduled instant, ms"
@@ -143,6 +144,8 @@ class LoadReport:
                 *(_shown(lat[k]) for k in ("p50", "p90", "p95", "p99", "max")),
                 _shown(row.lag_ms["p99"]),
             )
+        outcomes = ", ".join(f"{k}: {v:,}" for k, v in self.total.by_outcome.items())
+        table.caption = f"answers and errors: {outcomes or 'none'}"
         return table
 
 
