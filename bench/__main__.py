@@ -22,6 +22,7 @@ import orjson
 from rich.console import Console
 
 from bench import Benchmark, Options
+from bench.api import BENCHMARK as API
 from bench.crawl import BENCHMARK as CRAWL
 from bench.demo_shop import BENCHMARK as DEMO_SHOP
 from bench.queue import BENCHMARK as QUEUE
@@ -29,7 +30,7 @@ from bench.store import BENCHMARK as STORE
 
 #: Every benchmark, in the order `python -m bench` runs them.
 BENCHMARKS: dict[str, Benchmark] = {
-    benchmark.name: benchmark for benchmark in (DEMO_SHOP, STORE, QUEUE, CRAWL)
+    benchmark.name: benchmark for benchmark in (DEMO_SHOP, STORE, QUEUE, CRAWL, API)
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

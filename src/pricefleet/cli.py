@@ -109,6 +109,66 @@ def api(
 
 
 @app.command()
+def loadtest(
+    url: Annotated[str, typer.Argument(help="Server URL: the base of --path, or the one URL.")],
+    rate: Annotated[float, typer.Option(help="Arrivals per second (spike: the baseline).")],
+    duration: Annotated[float, typer.Option(help="Seconds of load in all.")] = 30.0,
+    scenario: Annotated[str, typer.Option(help="constant or spike.")] = "constant",
+    peak: Annotated[
+        float | None, typer.Option(help="Spike: arrivals/s at the peak (default 5 x rate).")
+    ] = None,
+    path: Annotated[
+        list[str] | None, typer.Option(help="A path to request, '/v1/…' or 'WEIGHT /v1/…'.")
+    ] = None,
+    paths_file: Annotated[
+        Path | None, typer.Option(help="Paths, one a line (as --path).", dir_okay=False)
+    ] = None,
+    header: Annotated[
+        list[str] | None, typer.Option(help="'Name: value', e.g. 'Authorization: Bearer pf_…'.")
+    ] = None,
+    connections: Annotated[
+        int | None, typer.Option(help="Connection pool size (default: sized for the rate).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds before a request fails.")] = 10.0,
+    p99_ms: Annotated[
+        float | None, typer.Option("--p99-ms", help="Fail (exit 1) when p99 is over this.")
+    ] = None,
+    max_error_rate: Annotated[
+        float | None, typer.Option(help="Fail (exit 1) when the error share is over this.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, not a table.")] = False,
+) -> None:
+    """Load an HTTP server at a constant arrival rate, or with a spike, and report latency
+    percentiles (from each request's scheduled instant) and errors by status."""
+    import orjson
+
+    from pricefleet.loadtest import load_test, read_paths
+
+    paths = [*(path or []), *(read_paths(paths_file) if paths_file else [])]
+    report = load_test(
+        url,
+        rate=rate,
+        duration=duration,
+        scenario=scenario,
+        peak=peak,
+        paths=paths,
+        headers=header or [],
+        timeout=timeout,
+        connections=connections,
+        p99_ms=p99_ms,
+        max_error_rate=max_error_rate,
+    )
+    if as_json:
+        typer.echo(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:  # wide enough for the table when piped to a file
+        Console(width=None if sys.stdout.isatty() else 140).print(report.table())
+    for line in [*report.warnings, *report.violations]:
+        console.print(f"[yellow]{line}[/]")
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+@app.command()
 def worker(
     sites: Annotated[str | None, typer.Option(help="Only these sites (comma-separated).")] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=4096, help="Jobs at once.")] = 32,
