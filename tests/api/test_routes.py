@@ -132,6 +132,13 @@ async def test_etag_304_cache_headers_and_gzip(api: Api) -> None:
     big = await api.client.get("/v1/products?limit=40", headers={"Accept-Encoding": "gzip"})
     assert big.headers["content-encoding"] == "gzip"
     assert len(big.json()["items"]) == 40
+    assert big.headers["vary"] == "Accept-Encoding"
+    assert big.headers["etag"].endswith('-gz"')  # its own ETag: another representation
+    again_gz = await api.client.get(
+        "/v1/products?limit=40",
+        headers={"Accept-Encoding": "gzip", "If-None-Match": big.headers["etag"]},
+    )
+    assert again_gz.status_code == 304
     raw = await api.client.get("/v1/products?limit=40", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in raw.headers
     assert len(gzip.compress(raw.content)) < len(raw.content)

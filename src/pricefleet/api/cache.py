@@ -18,6 +18,7 @@ miss, never an error: the database answers.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import logging
 import time
@@ -32,13 +33,15 @@ from prometheus_client import Counter
 
 from pricefleet.config import Settings
 
-__all__ = ["ApiCache", "Entry", "Kind", "product_tag", "site_tag"]
+__all__ = ["GZIP_MIN", "ApiCache", "Entry", "Kind", "make_entry", "product_tag", "site_tag"]
 
 log = logging.getLogger(__name__)
 
 CACHE_HITS = Counter("cache_hits_total", "API cache hits.", ["kind"])
 CACHE_MISSES = Counter("cache_misses_total", "API cache misses.", ["kind"])
 
+#: Bodies from this size on are also kept gzipped (the size below which gzip rarely pays).
+GZIP_MIN = 1024
 #: Keys whose demand is tracked for warming, at most.
 _DEMAND_KEYS = 5_000
 CACHE_WARMED = Counter("cache_warmed_total", "API cache entries rebuilt before expiry.")
@@ -70,6 +73,8 @@ class Entry:
     tags: tuple[str, ...]
     built_at: float
     seen_at: float | None = None  # the product's last sighting (epoch), for max_age
+    #: The body gzipped once at build time (bodies above GZIP_MIN), so hits never compress.
+    gzipped: bytes | None = None
 
 
 def _tag_part(text: str) -> str:
@@ -92,7 +97,9 @@ def make_entry(
 ) -> Entry:
     """An entry for `body`, with its strong ETag (a hash of the exact bytes)."""
     etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-    return Entry(body, etag, tuple(tags), time.time() if built_at is None else built_at, seen_at)
+    gzipped = gzip.compress(body, compresslevel=6, mtime=0) if len(body) >= GZIP_MIN else None
+    built = time.time() if built_at is None else built_at
+    return Entry(body, etag, tuple(tags), built, seen_at, gzipped)
 
 
 class ApiCache:

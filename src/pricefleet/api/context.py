@@ -46,7 +46,7 @@ class ApiContext:
         return self.auth.public_reads
 
 
-def context(request: Request) -> ApiContext:
+async def context(request: Request) -> ApiContext:
     """FastAPI dependency: the context of the app serving `request`."""
     ctx: ApiContext = request.app.state.ctx
     return ctx

@@ -45,11 +45,22 @@ def etag_matches(header: str | None, etag: str) -> bool:
 
 
 def send(request: Request, entry: Entry, ttl: float, *, public: bool) -> Response:
-    """The response for `entry`: 200 with the body, or 304 when the client holds it."""
-    headers = {"ETag": entry.etag, "Cache-Control": cache_control(ttl, public=public)}
+    """The response for `entry`: 200 with the body (gzipped when the client takes it and the
+    body is large), or 304 when the client holds it. The gzipped form has its own ETag (strong
+    ETags name one representation); either one revalidates."""
+    gzipped = entry.gzipped is not None and "gzip" in request.headers.get("accept-encoding", "")
+    etag = entry.etag[:-1] + '-gz"' if gzipped else entry.etag
+    headers = {"ETag": etag, "Cache-Control": cache_control(ttl, public=public)}
     if entry.tags:
         headers["Cache-Tag"] = ",".join(entry.tags)
         headers["Surrogate-Key"] = " ".join(entry.tags)
-    if etag_matches(request.headers.get("if-none-match"), entry.etag):
+    if entry.gzipped is not None:
+        headers["Vary"] = "Accept-Encoding"
+    asked = request.headers.get("if-none-match")
+    if etag_matches(asked, entry.etag) or etag_matches(asked, entry.etag[:-1] + '-gz"'):
         return Response(status_code=304, headers=headers)
+    if gzipped:
+        # Compressed once when cached; the gzip middleware leaves encoded answers alone.
+        headers["Content-Encoding"] = "gzip"
+        return Response(entry.gzipped, media_type=JSON, headers=headers)
     return Response(entry.body, media_type=JSON, headers=headers)
