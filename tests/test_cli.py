@@ -280,3 +280,55 @@ def test_run_crawls_on_schedule_and_stops_on_sigterm(tmp_path: Path, demo: DemoS
     stats = _run("jobs", "stats", env={"PRICEFLEET_DATA_DIR": str(tmp_path / "data")})
     assert stats.returncode == 0, stats.stderr
     assert "demo-plain" in stats.stdout
+
+
+def test_run_killed_leaves_no_orphans(tmp_path: Path) -> None:
+    """`pricefleet run` SIGKILLed: its API server and worker children exit too (the kernel
+    sends them SIGTERM), so no orphan keeps the port or the queue."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PRICEFLEET_")}
+    port = free_port()
+    env = {**base, "PRICEFLEET_DATA_DIR": str(tmp_path / "data"), "PRICEFLEET_API_PORT": str(port)}
+    env["PRICEFLEET_RECIPES_DIR"] = str(tmp_path)  # no recipes: nothing to crawl
+    command = [sys.executable, "-m", "pricefleet", "run", "--min-workers", "1", "--tick", "1"]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        children: set[int] = set()
+        for _ in range(300):
+            with contextlib.suppress(httpx.TransportError):
+                ready = httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+                children = _children(process.pid)
+                if ready and len(children) >= 2:  # the API server and a worker
+                    break
+            time.sleep(0.1)
+        assert len(children) >= 2
+    finally:
+        process.kill()
+        process.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [pid for pid in children if _alive(pid)] == []
+
+
+def _children(pid: int) -> set[int]:
+    """The direct children of a process (from /proc)."""
+    found = set()
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError):
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
+            if fields.get("PPid", "").strip() == str(pid):
+                found.add(int(status.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from pricefleet.errors import ConfigError
 from pricefleet.queue import JobQueue
+from pricefleet.workers.children import die_with_parent
 
 __all__ = ["Decision", "Policy", "ScalingRule", "Supervisor"]
 
@@ -234,7 +235,7 @@ class Supervisor:
         return decision
 
     def _start(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(self.command, start_new_session=True)
+        return subprocess.Popen(self.command, start_new_session=True, preexec_fn=die_with_parent)
 
     def _reap(self) -> None:
         for index, worker in enumerate(self.workers):

@@ -23,6 +23,7 @@ from pricefleet.queue import JobQueue
 from pricefleet.sites import Recipe, load_recipes
 from pricefleet.store import Store
 from pricefleet.workers.autoscale import ScalingRule, Supervisor
+from pricefleet.workers.children import die_with_parent
 from pricefleet.workers.scheduler import Scheduler
 from pricefleet.workers.worker import Worker, WorkerOptions, WorkerReport
 
@@ -227,7 +228,7 @@ async def serve_api_process(settings: Settings) -> None:
     command = [sys.executable, "-m", "pricefleet", "api"]
     command += ["--host", settings.api_host, "--port", str(settings.api_port)]
     while not stopping.is_set():
-        process = await asyncio.create_subprocess_exec(*command)
+        process = await asyncio.create_subprocess_exec(*command, preexec_fn=die_with_parent)
         log.info(
             "API serving on http://%s:%d (pid %d)",
             settings.api_host,
