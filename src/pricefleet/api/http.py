@@ -9,12 +9,15 @@ TTL, since a change purges the CDN through the tags); `Cache-Tag` (Cloudflare) a
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import Request
 from starlette.responses import Response
 
-from pricefleet.api.cache import Entry
+from pricefleet.api.cache import Entry, Kind
+from pricefleet.api.context import ApiContext
 
-__all__ = ["JSON", "cache_control", "etag_matches", "send"]
+__all__ = ["JSON", "cache_control", "cached_answer", "etag_matches", "send"]
 
 JSON = "application/json"
 #: A browser revalidates after at most this long (it gets a 304 when nothing changed).
@@ -64,3 +67,15 @@ def send(request: Request, entry: Entry, ttl: float, *, public: bool) -> Respons
         headers["Content-Encoding"] = "gzip"
         return Response(entry.gzipped, media_type=JSON, headers=headers)
     return Response(entry.body, media_type=JSON, headers=headers)
+
+
+async def cached_answer(
+    request: Request,
+    ctx: ApiContext,
+    kind: Kind,
+    key: str,
+    build: Callable[[], Awaitable[Entry]],
+) -> Response:
+    """The cached answer of `kind` under `key` (built by `build` on a miss), as a response."""
+    entry = await ctx.cache.get_or_build(kind, key, build)
+    return send(request, entry, ctx.cache.ttl(kind), public=ctx.public_reads)

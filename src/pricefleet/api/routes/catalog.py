@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from pricefleet.api.cache import Entry, Kind, make_entry, site_tag
 from pricefleet.api.context import ApiContext, context
-from pricefleet.api.http import send
+from pricefleet.api.http import cached_answer
 from pricefleet.api.problems import Problem
 from pricefleet.api.schemas import CompareOut, MoveOut, SearchOut, TrendingOut
 from pricefleet.store.records import Direction
@@ -42,8 +42,7 @@ async def search(
         )
         return make_entry(out.model_dump_json().encode(), [Kind.SEARCH.value])
 
-    entry = await ctx.cache.get_or_build(Kind.SEARCH, key, build)
-    return send(request, entry, ctx.cache.ttl(Kind.SEARCH), public=ctx.public_reads)
+    return await cached_answer(request, ctx, Kind.SEARCH, key, build)
 
 
 @router.get("/compare", response_model=CompareOut, summary="Compare offers across shops")
@@ -69,8 +68,7 @@ async def compare(
         tags = sorted({site_tag(o["site_id"]) for o in offers}) or [Kind.COMPARE.value]
         return make_entry(out.model_dump_json().encode(), tags)
 
-    entry = await ctx.cache.get_or_build(Kind.COMPARE, key, build)
-    return send(request, entry, ctx.cache.ttl(Kind.COMPARE), public=ctx.public_reads)
+    return await cached_answer(request, ctx, Kind.COMPARE, key, build)
 
 
 @router.get("/trending", response_model=TrendingOut, summary="Biggest price moves")
@@ -94,5 +92,4 @@ async def trending(
         )
         return make_entry(out.model_dump_json().encode(), [Kind.TRENDING.value])
 
-    entry = await ctx.cache.get_or_build(Kind.TRENDING, key, build)
-    return send(request, entry, ctx.cache.ttl(Kind.TRENDING), public=ctx.public_reads)
+    return await cached_answer(request, ctx, Kind.TRENDING, key, build)

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from pricefleet.api.auth import Scope, require
 from pricefleet.api.cache import Entry, Kind, make_entry
 from pricefleet.api.context import ApiContext, context
-from pricefleet.api.http import send
+from pricefleet.api.http import cached_answer
 from pricefleet.api.problems import Problem
 from pricefleet.api.schemas import CrawlIn, CrawlOut, QueueOut, QueuesOut, SiteOut, SitesOut
 from pricefleet.crawl.urls import same_site
@@ -78,8 +78,7 @@ async def sites(request: Request, ctx: Ctx) -> Response:
         body = SitesOut(freshness_seconds=window, items=items).model_dump_json()
         return make_entry(body.encode(), [Kind.SITES.value])
 
-    entry = await ctx.cache.get_or_build(Kind.SITES, "sites", build)
-    return send(request, entry, ctx.cache.ttl(Kind.SITES), public=ctx.public_reads)
+    return await cached_answer(request, ctx, Kind.SITES, "sites", build)
 
 
 @router.get(

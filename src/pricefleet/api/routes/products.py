@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from pricefleet.api.cache import Entry, Kind, make_entry, product_tag, site_tag
 from pricefleet.api.context import ApiContext, context
-from pricefleet.api.http import send
+from pricefleet.api.http import cached_answer, send
 from pricefleet.api.problems import Problem
 from pricefleet.api.schemas import HistoryOut, HistoryRow, ProductOut, ProductPage
 from pricefleet.store.records import ProductFilter, SortKey
@@ -101,8 +101,7 @@ async def list_products(
         ).model_dump_json(exclude_unset=True)
         return make_entry(body.encode(), [site_tag(site) if site else Kind.LIST.value])
 
-    entry = await ctx.cache.get_or_build(Kind.LIST, key, build)
-    return send(request, entry, ctx.cache.ttl(Kind.LIST), public=ctx.public_reads)
+    return await cached_answer(request, ctx, Kind.LIST, key, build)
 
 
 @router.get(
@@ -138,8 +137,7 @@ async def history(
         tags = [product_tag(site_id, product_id), site_tag(site_id)]
         return make_entry(out.model_dump_json().encode(), tags)
 
-    entry = await ctx.cache.get_or_build(Kind.HISTORY, key, build)
-    return send(request, entry, ctx.cache.ttl(Kind.HISTORY), public=ctx.public_reads)
+    return await cached_answer(request, ctx, Kind.HISTORY, key, build)
 
 
 @router.get("/{site_id}/{product_id:path}", response_model=ProductOut, summary="One product")
