@@ -76,12 +76,51 @@ def run(
     max_workers: Annotated[int, typer.Option(min=1)] = 2,
     tick: Annotated[float, typer.Option(min=1, help="Scheduler tick, seconds.")] = 30.0,
     api: Annotated[bool, typer.Option(help="Serve the API too (PRICEFLEET_API_PORT).")] = True,
+    cluster: Annotated[
+        bool,
+        typer.Option(
+            help="The cluster profile as processes: API servers, scheduler, autoscaler and "
+            "workers on PostgreSQL and Redis (configured, or this machine's)."
+        ),
+    ] = False,
+    api_replicas: Annotated[
+        int, typer.Option(min=1, max=64, help="--cluster: API servers, on consecutive ports.")
+    ] = 2,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            min=1, max=65534, help="--cluster: scheduler metrics here, autoscaler's on the next."
+        ),
+    ] = 9100,
+    print_commands: Annotated[
+        bool, typer.Option(help="--cluster: print the fleet's commands (to spread), and exit.")
+    ] = False,
 ) -> None:
     """Embedded profile: migrate, then the API, the scheduler and autoscaled workers,
-    supervised, until Ctrl-C. Extra options go to each worker (e.g. --concurrency 16)."""
+    supervised, until Ctrl-C. With --cluster, the same as separate processes on PostgreSQL and
+    Redis. Extra options go to each worker (e.g. --concurrency 16)."""
+    rule = _rule(min_workers, max_workers, 1_000, 100, 300.0)
+    if cluster:
+        from pricefleet.workers.cluster import plan_cluster, run_cluster
+
+        plan = plan_cluster(
+            Settings(),
+            rule,
+            ctx.args,
+            api_replicas=api_replicas if api else 0,
+            tick=tick,
+            metrics_port=metrics_port,
+        )
+        if print_commands:
+            typer.echo(plan.script())
+            return
+        for url in plan.api_urls:
+            console.print(f"API: {url}/  (docs {url}/docs)")
+        console.print(f"metrics: {' '.join(plan.metrics_urls)}")
+        asyncio.run(run_cluster(plan))
+        return
     from pricefleet.workers.main import run_embedded
 
-    rule = _rule(min_workers, max_workers, 1_000, 100, 300.0)
     asyncio.run(run_embedded(Settings(), rule, ctx.args, tick=tick, api=api))
 
 

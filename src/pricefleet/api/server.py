@@ -21,9 +21,13 @@ __all__ = ["factory", "serve"]
 
 
 def factory() -> FastAPI:
-    """The app, from the environment's settings (what each server worker imports)."""
+    """The app, from the environment's settings (what each server worker imports). The
+    server's worker processes are forked by granian without a parent-death signal: set here,
+    a worker exits with its server instead of keeping the port when the server is SIGKILLed."""
     from pricefleet.api.app import create_app
+    from pricefleet.workers.children import die_with_parent
 
+    die_with_parent()
     return create_app(Settings())
 
 

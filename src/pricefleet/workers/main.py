@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from pricefleet.config import Settings
 from pricefleet.errors import ConfigError
@@ -23,7 +24,7 @@ from pricefleet.queue import JobQueue
 from pricefleet.sites import Recipe, load_recipes
 from pricefleet.store import Store
 from pricefleet.workers.autoscale import ScalingRule, Supervisor
-from pricefleet.workers.children import die_with_parent
+from pricefleet.workers.children import Child, keep_running
 from pricefleet.workers.scheduler import Scheduler
 from pricefleet.workers.worker import Worker, WorkerOptions, WorkerReport
 
@@ -164,12 +165,19 @@ async def run_autoscale(
     grace: float = 120.0,
     metrics_port: int | None = None,
 ) -> None:
-    """Supervise local worker processes until SIGTERM, then drain them."""
+    """Supervise local worker processes until SIGTERM, then drain them. With `metrics_port`,
+    serve the supervisor's figures and its workers' metrics there."""
     queue = _queue(settings)
     supervisor = Supervisor(
         queue, worker_command(worker_args), rule, interval=interval, grace=grace
     )
     if metrics_port is not None:
+        # The workers write their metrics to a shared folder, exported here beside the
+        # supervisor's own: one scrape target for the whole pool.
+        share_metrics()
+        MultiProcessCollector(  # type: ignore[no-untyped-call]
+            supervisor.registry, path=os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        )
         start_http_server(metrics_port, registry=supervisor.registry)
     try:
         on_signals(supervisor.stop)
@@ -216,10 +224,6 @@ def share_metrics() -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pricefleet-metrics-")
 
 
-#: Seconds before an API process that died is started again.
-_API_RESTART = 1.0
-
-
 async def serve_api_process(settings: Settings) -> None:
     """Run `pricefleet api` as a child process until SIGTERM/SIGINT, restarting it if it dies
     (granian serves on its own event loop, so it cannot share this one)."""
@@ -227,26 +231,5 @@ async def serve_api_process(settings: Settings) -> None:
     on_signals(stopping.set)
     command = [sys.executable, "-m", "pricefleet", "api"]
     command += ["--host", settings.api_host, "--port", str(settings.api_port)]
-    while not stopping.is_set():
-        process = await asyncio.create_subprocess_exec(*command, preexec_fn=die_with_parent)
-        log.info(
-            "API serving on http://%s:%d (pid %d)",
-            settings.api_host,
-            settings.api_port,
-            process.pid,
-        )
-        waiting = asyncio.create_task(process.wait())
-        stop = asyncio.create_task(stopping.wait())
-        await asyncio.wait({waiting, stop}, return_when=asyncio.FIRST_COMPLETED)
-        if stopping.is_set():
-            if process.returncode is None:
-                process.terminate()
-                try:
-                    await asyncio.wait_for(waiting, 30)
-                except TimeoutError:
-                    process.kill()
-                    await waiting
-            break
-        stop.cancel()
-        log.warning("the API process exited with %s; starting it again", process.returncode)
-        await asyncio.sleep(_API_RESTART)
+    log.info("API serving on http://%s:%d", settings.api_host, settings.api_port)
+    await keep_running(Child("API", command), stopping)
