@@ -90,27 +90,42 @@
     );
   }
 
-  /* uPlot's aligned data: the union of every series' change times, null where a series did
-   * not change (spanGaps joins them, the stepped path keeps each price until the next). */
+  /* uPlot's aligned data: the union of every series' times, null where a series has no
+   * value (spanGaps joins them; the stepped path keeps each price until the next). Each
+   * series ends with its last price carried to when it was last confirmed (`last_seen`),
+   * drawn as line only: markers (`states`) sit on the stored price states alone. */
   function chartData(histories, measure) {
+    const at = (iso) => Date.parse(iso) / 1000;
+    const value = (row) => (row[measure] === null || row[measure] === undefined ? null : Number(row[measure]));
     const times = new Set();
-    for (const history of histories) for (const row of history.rows) times.add(Date.parse(row.observed_at) / 1000);
+    for (const history of histories) {
+      for (const row of history.rows) times.add(at(row.observed_at));
+      const last = history.rows[history.rows.length - 1];
+      if (last) times.add(Math.max(at(last.observed_at), at(last.last_seen)));
+    }
     const xs = [...times].sort((a, b) => a - b);
     const index = new Map(xs.map((x, i) => [x, i]));
+    const states = [];
     const series = histories.map((history) => {
       const ys = new Array(xs.length).fill(null);
+      const marks = [];
       for (const row of history.rows) {
-        const value = row[measure];
-        ys[index.get(Date.parse(row.observed_at) / 1000)] = value === null || value === undefined ? null : Number(value);
+        const i = index.get(at(row.observed_at));
+        ys[i] = value(row);
+        if (ys[i] !== null) marks.push(i);
       }
+      const last = history.rows[history.rows.length - 1];
+      if (last && at(last.last_seen) > at(last.observed_at)) ys[index.get(at(last.last_seen))] = value(last);
+      states.push(marks);
       return ys;
     });
-    return [xs, ...series];
+    return { data: [xs, ...series], states };
   }
 
-  function summary(histories, data, measure, main) {
+  function summary(histories, measure) {
+    const main = histories[0];
     const name = measure === "price" ? "Price" : "Unit price";
-    const values = data[1].filter((v) => v !== null);
+    const values = main.rows.map((row) => row[measure]).filter((v) => v !== null && v !== undefined).map(Number);
     if (values.length === 0) return `${name} history: no ${measure === "price" ? "prices" : "unit prices"} stored.`;
     const currency = main.rows[0].currency;
     const low = money(Math.min(...values), currency);
@@ -127,14 +142,13 @@
 
   function draw(container, histories, measure, previous) {
     if (previous) previous.destroy();
-    const data = chartData(histories, measure);
-    const main = histories[0];
-    const plotted = data[1].filter((v) => v !== null).length;
-    container.dataset.points = String(plotted);
+    const { data, states } = chartData(histories, measure);
+    const own = histories[0];
+    container.dataset.points = String(states[0].length);
     container.dataset.series = String(histories.length);
     container.dataset.measure = measure;
-    container.setAttribute("aria-label", summary(histories, data, measure, main));
-    const currency = main.rows[0]?.currency || "EUR";
+    container.setAttribute("aria-label", summary(histories, measure));
+    const currency = own.rows[0]?.currency || "EUR";
     const format = (u, v) => (v === null || v === undefined ? "—" : money(v, currency));
     const options = {
       width: Math.max(280, container.clientWidth),
@@ -149,7 +163,7 @@
           width: i === 0 ? 3 : 2,
           spanGaps: true,
           paths: uPlot.paths.stepped({ align: 1 }),
-          points: { show: true, size: i === 0 ? 8 : 6 },
+          points: { show: true, size: i === 0 ? 8 : 6, filter: () => states[i] },
           value: format,
         })),
       ],
