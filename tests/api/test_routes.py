@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pricefleet.api.cache import product_tag
+from pricefleet.models import JobKind
+from pricefleet.queue import NewJob
 from tests.api.conftest import Api
 from tests.store.factories import at, sighting
 
@@ -306,3 +308,18 @@ async def test_warming_rebuilds_popular_answers_before_they_expire(api: Api) -> 
     assert await api.ctx.cache.warm(1, before_expiry=1.0) == 1
     assert (await api.client.get("/v1/products/shop-a/p1")).json()["price"] == "1.50"
     assert (await api.client.get("/v1/products/shop-a/p2")).json()["price"] == "2.00"  # cold
+
+
+async def test_queues_list_recent_dead_jobs_and_workers(api: Api) -> None:
+    """/v1/queues names each site's newest dead jobs with their last error (the dashboard's
+    recent errors); `workers` is null where this API cannot see the workers (the cluster)."""
+    url = "http://shop-a.test/p/broken"
+    await api.ctx.queue.enqueue([NewJob("shop-a", url, JobKind.PRODUCT, url, max_attempts=1)])
+    (lease,) = await api.ctx.queue.lease(1, sites=["shop-a"])
+    assert await api.ctx.queue.fail(lease, "HTTP 500 from the shop")
+    body = (await api.client.get("/v1/queues")).json()
+    assert body["recent_dead"] == [
+        {"site_id": "shop-a", "url": url, "attempts": 1, "error": "HTTP 500 from the shop"}
+    ]
+    if api.settings.database_url is not None:
+        assert body["workers"] is None

@@ -32,6 +32,8 @@ from pricefleet.metrics import SCRAPING_QUEUE_DEPTH
 from pricefleet.queue import JobQueue
 from pricefleet.sites import load_recipes
 from pricefleet.store import Store
+from pricefleet.web import router as web_router
+from pricefleet.web import static_files
 
 __all__ = ["create_app"]
 
@@ -144,6 +146,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalog.router, dependencies=reader)
     app.include_router(fleet.router)  # each route says its scope
     app.include_router(health.router)  # open: probes and scrapers carry no key
+    app.include_router(web_router)  # the dashboard: page shells, their scripts read /v1/…
+    app.mount("/static", static_files(), name="static")
     install_auth(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(MetricsMiddleware)

@@ -17,6 +17,7 @@ __all__ = [
     "CompareOut",
     "CrawlIn",
     "CrawlOut",
+    "DeadJobOut",
     "HistoryOut",
     "HistoryRow",
     "MoveOut",
@@ -193,10 +194,29 @@ class QueueOut(_Out):
     failed_total: int
 
 
+class DeadJobOut(_Out):
+    """A job given up on after its retries, with the error of its last attempt."""
+
+    site_id: str
+    url: str
+    attempts: int
+    error: str
+
+
 class QueuesOut(_Out):
     """The job queue of every site that has one."""
 
     items: list[QueueOut]
+    recent_dead: list[DeadJobOut] = Field(
+        default_factory=list,
+        description="Each site's newest dead jobs (a few per site), with their last error.",
+    )
+    workers: int | None = Field(
+        None,
+        description="Crawl worker processes alive, counted through the metrics folder that "
+        "`pricefleet run` shares with its workers; null where this API cannot see them "
+        "(the cluster profile, or no shared folder): sum `active_workers` in Prometheus.",
+    )
 
 
 class SiteOut(_Out):

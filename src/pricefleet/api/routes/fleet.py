@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
+from prometheus_client import CollectorRegistry, multiprocess
 from starlette.responses import Response
 
 from pricefleet.api.auth import Scope, require
@@ -14,7 +17,16 @@ from pricefleet.api.cache import Entry, Kind, make_entry
 from pricefleet.api.context import ApiContext, context
 from pricefleet.api.http import cached_answer
 from pricefleet.api.problems import Problem
-from pricefleet.api.schemas import CrawlIn, CrawlOut, QueueOut, QueuesOut, SiteOut, SitesOut
+from pricefleet.api.schemas import (
+    CrawlIn,
+    CrawlOut,
+    DeadJobOut,
+    QueueOut,
+    QueuesOut,
+    SiteOut,
+    SitesOut,
+)
+from pricefleet.config import Profile, Settings
 from pricefleet.crawl.urls import same_site
 from pricefleet.queue.base import RunProgress, SiteStats
 from pricefleet.workers.scheduler import refresh_jobs, start_jobs
@@ -27,6 +39,8 @@ Ctx = Annotated[ApiContext, Depends(context)]
 SiteId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 #: A crawl id is `<site>.<token>`: the site finds the queue, the token the crawl's run.
 _CRAWL_ID = r"^[a-z0-9][a-z0-9_-]*\.[A-Za-z0-9_-]{8,64}$"
+#: Dead jobs per site that /v1/queues shows (the dashboard's "recent errors").
+_DEAD_PER_SITE = 5
 
 
 def queue_out(stats: SiteStats) -> QueueOut:
@@ -88,9 +102,35 @@ async def sites(request: Request, ctx: Ctx) -> Response:
     dependencies=[Depends(require(Scope.CRAWL))],
 )
 async def queues(ctx: Ctx) -> QueuesOut:
-    """Depth, oldest job's age, in-flight jobs and totals of every site's queue (live)."""
+    """Depth, oldest job's age, in-flight jobs and totals of every site's queue (live), each
+    site's newest dead jobs, and the worker processes alive when this API can see them."""
     stats = await ctx.queue.stats()
-    return QueuesOut(items=[queue_out(stats[site]) for site in sorted(stats)])
+    sites = sorted(stats)
+    dead = [await ctx.queue.dead(site, limit=_DEAD_PER_SITE) for site in sites if stats[site].dead]
+    return QueuesOut(
+        items=[queue_out(stats[site]) for site in sites],
+        recent_dead=[
+            DeadJobOut(site_id=job.site_id, url=job.url, attempts=job.attempts, error=error)
+            for jobs in dead
+            for job, error in jobs
+        ],
+        workers=await asyncio.to_thread(_visible_workers, ctx.settings),
+    )
+
+
+def _visible_workers(settings: Settings) -> int | None:
+    """Worker processes alive according to the multiprocess metrics folder, which `pricefleet
+    run` shares between its API and its workers (the embedded profile); None where the workers
+    write elsewhere (the cluster, where Prometheus sums each worker's `active_workers`)."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if settings.profile is not Profile.EMBEDDED or not folder:
+        return None
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=folder)  # type: ignore[no-untyped-call]
+    for metric in registry.collect():
+        if metric.name == "active_workers":
+            return round(sum(sample.value for sample in metric.samples))
+    return 0
 
 
 @router.post(
