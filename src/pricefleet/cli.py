@@ -793,9 +793,23 @@ def keys_revoke(
     raise typer.Exit(1)
 
 
+def _configure_logging() -> None:
+    """Logging from the settings; settings that do not parse are reported by the command."""
+    from pydantic import ValidationError
+
+    from pricefleet.logs import configure_logging
+
+    try:
+        settings = Settings()
+    except (ValidationError, PricefleetError):
+        return
+    configure_logging(settings)
+
+
 def main() -> None:
     """Entry point: run the CLI, turning pricefleet errors into one clear line and exit code 2."""
     try:
+        _configure_logging()
         app()
     except PricefleetError as exc:
         console.print(f"[red]error:[/] {exc}")

@@ -38,19 +38,31 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
+    #: Folder of the embedded profile's files (SQLite database, queue, events).
     data_dir: Path = Path("data")
+    #: PostgreSQL (`postgresql://…`) selects the cluster profile, with `redis_url`; unset: a
+    #: SQLite file in `data_dir`.
     database_url: str | None = None
+    #: Read replicas (comma-separated); reads go there, writes and read-your-writes to the
+    #: primary, and a replica that is down falls back to the primary.
     database_replica_urls: Annotated[tuple[str, ...], NoDecode] = ()
     #: Several PostgreSQL databases, sites spread over them: `name=postgresql://…,name=…`.
     database_shards: Annotated[tuple[str, ...], NoDecode] = ()
+    #: Redis (`redis://…`): queue, rate limits, cache second tier and events of the cluster.
     redis_url: str | None = None
     #: Namespace of the queue's keys (Redis) or tables (SQLite), for sharing a server.
     queue_prefix: str = Field(default="pf", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,30}$")
+    #: Folder of the site recipes (`*.yaml`, one per shop).
     recipes_dir: Path = Path("recipes")
+    #: Address the API binds (`0.0.0.0` to serve other machines).
     api_host: str = "127.0.0.1"
+    #: Port of the API (`run --cluster`: the first of its API servers' ports).
     api_port: int = Field(default=8000, ge=1, le=65535)
+    #: Worker processes of the demo crawl (`pricefleet demo`).
     workers: int = Field(default=2, ge=0, le=256)
+    #: Logging level: DEBUG, INFO, WARNING, ERROR.
     log_level: str = "INFO"
+    #: Log one JSON object per line (for log shippers) instead of text.
     log_json: bool = False
     #: API cache time-to-live per kind, seconds (seeds 002-004: product 1 h, search 5 min,
     #: trending 10 min, categories 7 d); sites carry live queue figures, so a minute.
@@ -77,7 +89,9 @@ class Settings(BaseSettings):
     rate_limit: str = "100/minute"
     #: Per-scope overrides of `rate_limit` for the routes needing that scope.
     rate_limit_read: str | None = None
+    #: Override of `rate_limit` for the routes needing the crawl scope.
     rate_limit_crawl: str | None = None
+    #: Override of `rate_limit` for the routes needing the admin scope.
     rate_limit_admin: str | None = None
     #: How long a verified API key is trusted without asking the database: a revocation takes
     #: effect within this many seconds on every API process.

@@ -106,7 +106,8 @@ async def run_demo_fleet(
         api = f"http://{settings.api_host}:{settings.api_port}"
         console.print(
             "the fleet keeps the demo shops fresh (scheduler + workers); Ctrl-C stops\n"
-            f"API: {api}/docs — try: curl '{api}/v1/search?q=leche'"
+            f"API: {api}/docs — try: curl '{api}/v1/search?q=leche'\n"
+            f"Dashboard: [bold]{api}/[/] (search, price-history charts, compare, trending, fleet)"
         )
         scheduler = Scheduler(queue, store, {r.id: r for r in recipes})
         on_signals(scheduler.stop)
