@@ -23,12 +23,14 @@ __all__ = [
     "dashboard_expressions",
     "metric_names",
     "rule_expressions",
+    "scaler_expressions",
     "selectors",
 ]
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 DASHBOARDS = DEPLOY / "grafana" / "dashboards"
+KUBERNETES = DEPLOY / "kubernetes"
 
 #: Series Prometheus writes itself for every target, not any /metrics endpoint.
 PROMETHEUS_GENERATED = frozenset(
@@ -101,4 +103,24 @@ def dashboard_expressions() -> dict[str, str]:
                 query = query.get("query")
             if variable.get("type") == "query" and query:
                 found[f"{path.name}: variable {variable['name']}"] = str(query)
+    return found
+
+
+def scaler_expressions() -> dict[str, str]:
+    """What the Kubernetes autoscalers ask Prometheus for: KEDA `prometheus` trigger queries
+    and the metric names of External HPA metrics (served by prometheus-adapter)."""
+    found: dict[str, str] = {}
+    for path in sorted(KUBERNETES.rglob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or "spec" not in doc:
+                continue
+            where = f"{path.relative_to(KUBERNETES)}: {doc['kind']}/{doc['metadata']['name']}"
+            if doc["kind"] == "ScaledObject":
+                for i, trigger in enumerate(doc["spec"]["triggers"]):
+                    if trigger["type"] == "prometheus":
+                        found[f"{where} trigger {i}"] = trigger["metadata"]["query"]
+            if doc["kind"] == "HorizontalPodAutoscaler":
+                for i, metric in enumerate(doc["spec"].get("metrics", [])):
+                    if metric["type"] == "External":
+                        found[f"{where} metric {i}"] = metric["external"]["metric"]["name"]
     return found

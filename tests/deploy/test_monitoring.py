@@ -30,6 +30,7 @@ from tests.deploy.promql import (
     dashboard_expressions,
     metric_names,
     rule_expressions,
+    scaler_expressions,
     selectors,
 )
 from tests.servers import (
@@ -64,10 +65,13 @@ def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _all_selectors() -> dict[str, set[tuple[str, str | None]]]:
-    """Where each (metric, pinned job) is used: rule or panel names."""
+def _all_selectors(*, scalers: bool = True) -> dict[str, set[tuple[str, str | None]]]:
+    """Where each (metric, pinned job) is used: alert, panel or (on Kubernetes) autoscaler."""
     used: dict[str, set[tuple[str, str | None]]] = {}
-    for where, expr in {**rule_expressions(), **dashboard_expressions()}.items():
+    expressions = {**rule_expressions(), **dashboard_expressions()}
+    if scalers:
+        expressions |= scaler_expressions()
+    for where, expr in expressions.items():
         for selector in selectors(expr):
             used.setdefault(where, set()).add(selector)
     return used
@@ -335,9 +339,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_every_metric_named_is_exported_by_the_cluster(cluster: Fleet) -> None:
-    """Every metric the alerts and the dashboard name has samples on the /metrics of the API,
-    a worker or the scheduler (the one its `job` matcher names, when it has one); only
-    Prometheus's own `up` comes from elsewhere. No dangling names."""
+    """Every metric the alerts, the dashboard and the Kubernetes autoscalers name has samples on
+    the /metrics of the API, a worker or the scheduler (the one its `job` matcher names, when
+    it has one); only Prometheus's own `up` comes from elsewhere. No dangling names."""
     exported = cluster.scrape()
     everywhere = set().union(*exported.values())
     dangling = []
@@ -377,7 +381,7 @@ def test_embedded_run_exports_what_its_dashboard_needs(tmp_path: Path) -> None:
         demo.stop()
     wanted = {
         name
-        for used in _all_selectors().values()
+        for used in _all_selectors(scalers=False).values()
         for name, job in used
         if job is None and name not in PROMETHEUS_GENERATED
     }
