@@ -3,10 +3,14 @@
 # run | db upgrade`). Build: docker build -t pricefleet:latest .
 # The builder makes a wheel and installs it with its dependencies into a virtualenv; the
 # runtime stage copies only that virtualenv and the recipes, and runs as an unprivileged user.
+# --build-arg BROWSER=true adds Chromium and Playwright, for recipes with `fetch: mode: browser`
+# (demo-spa); without it those sites' jobs fail with a clear error and the rest crawl.
 
 ARG PYTHON_VERSION=3.11
+ARG BROWSER=false
 
 FROM python:${PYTHON_VERSION}-slim-bookworm AS builder
+ARG BROWSER
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -18,13 +22,21 @@ RUN python -m venv /opt/pricefleet \
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN /opt/pricefleet/bin/pip wheel --no-deps --wheel-dir /wheels . \
-    && /opt/pricefleet/bin/pip install /wheels/pricefleet-*.whl \
+    && wheel="$(ls /wheels/pricefleet-*.whl)" \
+    && if [ "$BROWSER" = "true" ]; then wheel="$wheel[browser]"; fi \
+    && /opt/pricefleet/bin/pip install "$wheel" \
     && /opt/pricefleet/bin/pricefleet --help >/dev/null
 
 FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
+ARG BROWSER
 LABEL org.opencontainers.image.title="pricefleet" \
       org.opencontainers.image.description="Scrape shop catalogues, keep price history, serve it through a cached API."
-RUN groupadd --system --gid 10001 pricefleet \
+RUN if [ "$BROWSER" = "true" ]; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends chromium \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi \
+    && groupadd --system --gid 10001 pricefleet \
     && useradd --system --uid 10001 --gid pricefleet --home-dir /app --no-create-home \
        --shell /usr/sbin/nologin pricefleet \
     && mkdir -p /app/data \
@@ -33,6 +45,7 @@ COPY --from=builder /opt/pricefleet /opt/pricefleet
 COPY recipes /app/recipes
 WORKDIR /app
 ENV PATH=/opt/pricefleet/bin:$PATH \
+    HOME=/tmp \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PRICEFLEET_API_HOST=0.0.0.0 \
