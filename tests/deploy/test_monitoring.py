@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -386,3 +387,22 @@ def test_embedded_run_exports_what_its_dashboard_needs(tmp_path: Path) -> None:
         if job is None and name not in PROMETHEUS_GENERATED
     }
     assert wanted - exported == set()
+
+
+def test_worker_refuses_a_metrics_port_in_use(tmp_path: Path) -> None:
+    """`pricefleet worker --metrics-port` on a taken port exits 2 naming the port, rather than
+    crawling with no metrics for Prometheus."""
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "pricefleet", "worker", "--burst", "--metrics-port", str(port)],
+            env=_environment(data_dir=str(tmp_path), recipes_dir=str(tmp_path)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"cannot serve metrics on port {port}" in result.stderr
