@@ -5,6 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := chromium nginx-light postgresql-client-15
+# Tools the deploy/ tests run (promtool, docker-compose config), installed without their
+# recommends (no node exporter, no Docker engine); the tests need no Prometheus server, so the
+# daemon the package starts under systemd is stopped and disabled.
+DEBIAN_TOOLS := prometheus docker-compose
 PORT ?= 8100
 PRODUCTS ?= 2000
 
@@ -31,15 +35,21 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-## system: Debian packages the tests need (Chromium for the browser tests), when missing
+## system: Debian packages the tests need (Chromium, nginx, promtool, docker-compose), when missing
 system:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
+	tools=""; for p in $(DEBIAN_TOOLS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || tools="$$tools $$p"; \
+	done; \
+	if [ -n "$$missing$$tools" ]; then \
+	  echo "installing Debian packages:$$missing$$tools"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  $$SUDO apt-get update -qq || exit 1; \
+	  if [ -n "$$missing" ]; then DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; fi; \
+	  if [ -n "$$tools" ]; then DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$tools >/dev/null; fi; \
+	  if systemctl is-active -q prometheus 2>/dev/null; then $$SUDO systemctl disable --now prometheus; fi; \
 	fi
 
 $(BIN)/python:

@@ -215,6 +215,10 @@ def worker(
     visibility: Annotated[float, typer.Option(min=1, help="Lease seconds.")] = 60.0,
     grace: Annotated[float, typer.Option(min=0, help="Drain seconds on SIGTERM.")] = 120.0,
     burst: Annotated[bool, typer.Option(help="Drain the queue, then exit.")] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Serve Prometheus metrics on this port."),
+    ] = None,
 ) -> None:
     """Run a crawl worker: lease jobs, fetch, extract, store; SIGTERM drains it."""
     from pricefleet.workers.main import run_worker
@@ -228,7 +232,7 @@ def worker(
         sites=_sites(sites),
         burst=burst,
     )
-    report = asyncio.run(run_worker(Settings(), options))
+    report = asyncio.run(run_worker(Settings(), options, metrics_port=metrics_port))
     console.print(
         f"worker: leased {report.leased}, acked {report.acked}, failed {report.failed}, "
         f"released {report.released}"

@@ -14,8 +14,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 
-from prometheus_client import CollectorRegistry, Gauge, start_http_server
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client import REGISTRY, CollectorRegistry, Gauge, multiprocess, start_http_server
 
 from pricefleet.config import Settings
 from pricefleet.errors import ConfigError
@@ -35,6 +34,7 @@ __all__ = [
     "run_scheduler",
     "run_worker",
     "serve_api_process",
+    "serve_process_metrics",
     "share_metrics",
     "worker_command",
 ]
@@ -69,9 +69,15 @@ def _queue(settings: Settings) -> JobQueue:
     return JobQueue.from_url(settings.effective_queue_url, prefix=settings.queue_prefix)
 
 
-async def run_worker(settings: Settings, options: WorkerOptions) -> WorkerReport:
-    """A crawl worker until SIGTERM (drain) or, with `burst`, until the queue is empty."""
+async def run_worker(
+    settings: Settings, options: WorkerOptions, *, metrics_port: int | None = None
+) -> WorkerReport:
+    """A crawl worker until SIGTERM (drain) or, with `burst`, until the queue is empty. With
+    `metrics_port`, its Prometheus metrics (`products_scraped_total`, `scrape_errors_total`,
+    `active_workers`) are served there: in the cluster profile nothing else exports them."""
     recipes = _recipes(settings, options.sites)
+    if metrics_port is not None:
+        serve_process_metrics(metrics_port)
     queue = _queue(settings)
     store = Store.from_settings(settings)
     events = EventBus.from_url(settings.events_url, prefix=settings.queue_prefix)
@@ -175,10 +181,13 @@ async def run_autoscale(
         # The workers write their metrics to a shared folder, exported here beside the
         # supervisor's own: one scrape target for the whole pool.
         share_metrics()
-        MultiProcessCollector(  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
             supervisor.registry, path=os.environ["PROMETHEUS_MULTIPROC_DIR"]
         )
-        start_http_server(metrics_port, registry=supervisor.registry)
+        try:
+            start_http_server(metrics_port, registry=supervisor.registry)
+        except OSError as exc:
+            raise ConfigError(f"cannot serve metrics on port {metrics_port}: {exc}") from None
     try:
         on_signals(supervisor.stop)
         await supervisor.run()
@@ -214,6 +223,19 @@ async def run_embedded(
         await task  # all stop on the same signal
     for task in done:
         task.result()
+
+
+def serve_process_metrics(port: int) -> None:
+    """Serve this process's default Prometheus registry on `port` (all interfaces) from a
+    thread, or the multiprocess folder's sum when `PROMETHEUS_MULTIPROC_DIR` is set."""
+    registry: CollectorRegistry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    try:
+        start_http_server(port, registry=registry)
+    except OSError as exc:
+        raise ConfigError(f"cannot serve metrics on port {port}: {exc}") from None
 
 
 def share_metrics() -> None:
