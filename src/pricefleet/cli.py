@@ -44,8 +44,17 @@ console = Console(stderr=True)
 
 
 @app.command()
-def config() -> None:
+def config(
+    markdown: Annotated[
+        bool, typer.Option(help="Print every setting as a Markdown table (docs), and exit.")
+    ] = False,
+) -> None:
     """Show the effective settings and the profile they select (embedded or cluster)."""
+    if markdown:
+        from pricefleet.config import settings_reference
+
+        typer.echo(settings_reference())
+        return
     settings = Settings()
     console.print(f"profile: [bold]{settings.profile}[/]")
     for key, value in settings.model_dump().items():

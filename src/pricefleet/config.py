@@ -7,7 +7,9 @@ a *cluster*. Nothing deeper in the code reads the environment: the object is pas
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -17,7 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pricefleet.errors import ConfigError
 
-__all__ = ["Profile", "Settings"]
+__all__ = ["Profile", "Settings", "settings_reference"]
 
 
 class Profile(StrEnum):
@@ -220,3 +222,47 @@ class Settings(BaseSettings):
         `rate_limit`."""
         override: str | None = getattr(self, f"rate_limit_{scope}", None)
         return override or self.rate_limit
+
+
+_FIELD = re.compile(r"^    (?P<name>[a-z_]+): ")
+
+
+def _field_comments() -> dict[str, str]:
+    """Each field's `#:` comment lines (above it in this file), joined.
+    A field right below a commented one, with no comment of its own, shares it (a group such
+    as the cache TTLs) and points to the group's first field."""
+    comments: dict[str, str] = {}
+    pending: list[str] = []
+    head: str | None = None  # the commented field heading the current group
+    for line in inspect.getsource(Settings).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#:"):
+            pending.append(stripped[2:].strip())
+        elif (match := _FIELD.match(line)) is not None and match["name"] in Settings.model_fields:
+            name = match["name"]
+            if pending:
+                comments[name], head = " ".join(pending), name
+            elif head is not None:
+                comments[name] = f"As `PRICEFLEET_{head.upper()}`."
+            pending = []
+        elif not stripped.startswith("#"):
+            pending, head = [], None
+    return comments
+
+
+def settings_reference() -> str:
+    """Every setting as a Markdown table (variable, default, meaning), from this model: the
+    operations page includes it, and a test keeps the two the same."""
+    comments = _field_comments()
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        default = info.get_default(call_default_factory=True)
+        if isinstance(default, tuple):
+            shown = ",".join(map(str, default)) or "(empty)"
+        elif default is None:
+            shown = "(unset)"
+        else:
+            shown = str(default)
+        meaning = comments.get(name, "").replace("|", "\\|")
+        rows.append(f"| `PRICEFLEET_{name.upper()}` | `{shown}` | {meaning} |")
+    return "\n".join(rows)
