@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import aiohttp
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -33,6 +34,21 @@ from pricefleet.workers.main import (
 from pricefleet.workers.scheduler import Scheduler, start_jobs
 
 __all__ = ["run_demo_fleet"]
+
+
+async def _answers(url: str, *, seconds: float) -> bool:
+    """Whether `url` answers 200 within `seconds` (the API process starting)."""
+    deadline = time.monotonic() + seconds
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as answer:
+                    if answer.status == 200:
+                        return True
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(0.2)
+    return False
 
 
 def _summary(stats: dict[str, SiteStats], totals: dict[str, object], seconds: float) -> Table:
@@ -72,9 +88,13 @@ async def run_demo_fleet(
         await store.upsert_sites(
             [Site(r.id, r.name, r.base_url, r.region, r.model_dump()) for r in recipes]
         )
-        run = f"demo-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
+        now = datetime.now(UTC)
+        run = f"demo-{now:%Y%m%dT%H%M%S%fZ}"
         before = await queue.stats(ids)
         for recipe in recipes:
+            # This crawl is the one the schedule wants now: the scheduler that follows must
+            # not start it again.
+            await queue.advance(recipe.id, "crawl", recipe.schedule.latest(now).timestamp())
             await queue.enqueue(start_jobs(recipe, run))
         started = time.monotonic()
         columns = (
@@ -104,15 +124,19 @@ async def run_demo_fleet(
         if exit_after_crawl:
             return
         api = f"http://{settings.api_host}:{settings.api_port}"
-        console.print(
-            "the fleet keeps the demo shops fresh (scheduler + workers); Ctrl-C stops\n"
-            f"API: {api}/docs — try: curl '{api}/v1/search?q=leche'\n"
-            f"Dashboard: [bold]{api}/[/] (search, price-history charts, compare, trending, fleet)"
-        )
         scheduler = Scheduler(queue, store, {r.id: r for r in recipes})
         on_signals(scheduler.stop)
         on_signals(supervisor.stop)
-        await asyncio.gather(scheduler.run(), supervisor.run(), serve_api_process(settings))
+        serving = asyncio.create_task(serve_api_process(settings))
+        if await _answers(f"{api}/healthz", seconds=60):
+            console.print(
+                "the fleet keeps the demo shops fresh (scheduler + workers); Ctrl-C stops\n"
+                f"API: {api}/docs — try: curl '{api}/v1/search?q=leche'\n"
+                f"Dashboard: [bold]{api}/[/] (search, price-history charts, compare, trending)"
+            )
+        else:
+            console.print(f"[red]the API did not answer at {api}/healthz[/]: see the log above")
+        await asyncio.gather(scheduler.run(), supervisor.run(), serving)
     finally:
         await supervisor.shutdown()
         await queue.close()
