@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     public_reads: bool | None = None
     #: Only these networks may call the API (CIDRs, comma-separated); empty: everyone.
     api_allow_ips: Annotated[tuple[str, ...], NoDecode] = ()
+    #: Proxies whose `X-Forwarded-For` / `-Proto` the API believes (CIDRs, comma-separated, or
+    #: `*`), so limits and `api_allow_ips` see the client, not the balancer; empty: none.
+    forwarded_allow_ips: Annotated[tuple[str, ...], NoDecode] = ()
     #: Requests per key (or per IP when anonymous), in `limits` notation: "100/minute".
     rate_limit: str = "100/minute"
     #: Per-scope overrides of `rate_limit` for the routes needing that scope.
@@ -107,19 +110,23 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("api_allow_ips", mode="before")
+    @field_validator("api_allow_ips", "forwarded_allow_ips", mode="before")
     @classmethod
-    def _split_networks(cls, value: object) -> object:
-        """A comma-separated list of networks; each must parse (`10.0.0.0/8`, `::1`)."""
+    def _split_networks(cls, value: object, info: ValidationInfo) -> object:
+        """A comma-separated list of networks; each must parse (`10.0.0.0/8`, `::1`); the
+        proxies may also be `*` (any)."""
+        variable = f"PRICEFLEET_{(info.field_name or '').upper()}"
         if isinstance(value, str):
             value = tuple(part.strip() for part in value.split(",") if part.strip())
         if isinstance(value, list | tuple):
             for entry in value:
+                if entry == "*" and info.field_name == "forwarded_allow_ips":
+                    continue
                 try:
                     ipaddress.ip_network(str(entry), strict=False)
                 except ValueError as exc:
                     raise ConfigError(
-                        f"PRICEFLEET_API_ALLOW_IPS entry {entry!r} is not an IP address or "
+                        f"{variable} entry {entry!r} is not an IP address or "
                         f"network ({exc}); expected e.g. 10.0.0.0/8,192.168.1.7,::1"
                     ) from None
         return value

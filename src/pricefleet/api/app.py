@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from starlette.middleware.gzip import GZipMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from pricefleet import __version__
 from pricefleet.api.auth import Authenticator, Scope, install_auth, require
@@ -151,4 +152,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_auth(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(MetricsMiddleware)
+    if settings.forwarded_allow_ips:  # outermost: everything after sees the real client
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.forwarded_allow_ips))
     return app
