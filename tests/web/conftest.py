@@ -118,7 +118,7 @@ def crawl_all(fleet: Fleet, client: httpx.Client) -> None:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def fleet() -> Iterator[Fleet]:
     """`pricefleet run` on demo shops it crawled on days 8, 9 and 10 (150 products each)."""
     demo = start_demo("--products", PRODUCTS, "--seed", "7", "--day", str(DAYS[0]))
@@ -171,9 +171,11 @@ def _settled(client: httpx.Client) -> bool:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """The system Chromium, headless (a missing Chromium fails under CI=true, else skips)."""
+    """The system Chromium, headless (a missing Chromium fails under CI=true, else skips).
+    Package-scoped: Playwright's sync API keeps an event loop running in this thread while it
+    is open, which would break every asyncio test collected after tests/web."""
     require_program(CHROMIUM, "chromium")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
