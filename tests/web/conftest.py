@@ -211,3 +211,48 @@ def screenshot(page: Page, name: str) -> None:
     """Save a full-page screenshot as a test artefact."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+#: How long a page may take to show what a test waits for, ms.
+WAIT_MS = 20_000
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """A product with a price history, sold by other shops too, as the API describes it."""
+
+    site: str
+    id: str
+    name: str
+    group: str
+    history: list[dict[str, object]]
+    offers: list[dict[str, object]]
+
+
+@pytest.fixture(scope="package")
+def chosen(fleet: Fleet) -> Chosen:
+    """Of the products sold by other shops too (same GTIN, so one match group), the one with
+    the longest price history."""
+    with fleet.client() as client:
+        histories = []
+        for site in SITES:
+            items = client.get("/v1/products", params={"site": site, "limit": 200}).json()["items"]
+            for item in items:
+                if item.get("gtin"):
+                    rows = client.get(f"/v1/products/{site}/{item['id']}/history").json()["items"]
+                    histories.append((len(rows), site, item["id"], rows))
+        histories.sort(key=lambda h: -h[0])
+        for _, site, product_id, rows in histories:
+            product = client.get(f"/v1/products/{site}/{product_id}").json()
+            if not product.get("group_id"):
+                continue
+            offers = client.get("/v1/compare", params={"group": product["group_id"]}).json()
+            if len({o["site_id"] for o in offers["items"]}) >= 2:
+                chosen = Chosen(
+                    site, product_id, product["name"], product["group_id"], rows, offers["items"]
+                )
+                break
+        else:
+            raise AssertionError("no product is sold by two shops")
+    assert len(chosen.history) >= 2, "no matched product changed price over the three days"
+    return chosen
