@@ -20,6 +20,7 @@ from pricefleet import __version__
 from pricefleet.api.auth import Authenticator, Scope, install_auth, require
 from pricefleet.api.cache import ApiCache
 from pricefleet.api.context import ApiContext
+from pricefleet.api.fastpath import FastPath
 from pricefleet.api.invalidation import invalidation
 from pricefleet.api.metrics import MetricsMiddleware
 from pricefleet.api.problems import document_problems, install_problem_handlers
@@ -146,5 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)  # open: probes and scrapers carry no key
     install_auth(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
+    if settings.api_fast_path:  # cached reads answered before FastAPI, inside the metrics
+        app.add_middleware(FastPath)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -84,6 +84,8 @@ LEASE_MAX = 1_000
 _LEASE_SHARE = 20
 #: How often (and after how long without a request) unused leased slots are given back.
 RETURN_SECONDS = 0.1
+#: Callers whose key names are kept ready (a cache: cleared when full).
+_BASES_MAX = 10_000
 #: How often counters of ended windows are dropped from memory.
 _SWEEP_SECONDS = 1.0
 
@@ -170,6 +172,7 @@ class RateLimiter:
         self.storage_errors = 0
         self._prefix = key_prefix
         self._windows: dict[str, _Window] = {}
+        self._bases: dict[tuple[str, str], str] = {}  # (scope, caller) → key without window
         self._sweep_at = 0.0
         self._redis: redis.asyncio.Redis | None = None
         self._returner: asyncio.Task[None] | None = None
@@ -218,7 +221,12 @@ class RateLimiter:
         period = item.get_expiry()
         now = time.time()
         number = int(now // period)
-        key = f"{self._prefix}:{item.key_for(scope, caller)}/{number}"
+        base = self._bases.get((scope, caller))
+        if base is None:
+            if len(self._bases) >= _BASES_MAX:
+                self._bases.clear()
+            base = self._bases[(scope, caller)] = f"{self._prefix}:{item.key_for(scope, caller)}"
+        key = f"{base}/{number}"
         window = self._windows.get(key)
         if window is None:
             if now >= self._sweep_at:
@@ -318,9 +326,13 @@ class RateLimiter:
             ]
             if not returned:
                 continue
+            # A lease asked while the give-back is on its way could be counted before it:
+            # requests of these windows wait for the give-back (`flight`), then lease again.
+            done = asyncio.get_running_loop().create_future()
             for window, count in returned:
                 window.held -= count
                 window.known -= count
+                window.flight = done
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for window, count in returned:
@@ -328,6 +340,10 @@ class RateLimiter:
                     await pipe.execute()
             except (RedisError, OSError) as exc:  # the slots stay spent: refusals come early
                 log.warning("rate limiter could not give back %d leases: %s", len(returned), exc)
+            finally:
+                for window, _ in returned:
+                    window.flight = None
+                done.set_result(None)
 
     async def close(self) -> None:
         """Stop giving back leases and release the Redis connections."""

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import httpx
+import pytest
+import redis.asyncio
 from prometheus_client import CollectorRegistry
 
 from pricefleet.api.problems import Problem
@@ -259,5 +262,28 @@ async def test_embedded_counts_exactly() -> None:
     try:
         assert await _admitted(limiter, "ip:10.0.0.1", 100) == 37
         assert await _admitted(limiter, "ip:10.0.0.2", 10) == 10
+    finally:
+        await limiter.close()
+
+
+async def test_remaining_stays_exact_across_give_backs(
+    redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One instance alone on Redis counts exactly, even when a request comes while its idle
+    lease is being given back (the lease waits for the give-back, slowed down here)."""
+    execute = redis.asyncio.client.Pipeline.execute
+
+    async def slow_execute(self: redis.asyncio.client.Pipeline, *args: Any) -> Any:
+        await asyncio.sleep(RETURN_SECONDS * 2)
+        return await execute(self, *args)
+
+    monkeypatch.setattr(redis.asyncio.client.Pipeline, "execute", slow_execute)
+    limiter = RateLimiter({"read": "100/hour"}, storage=REDIS, key_prefix=redis_prefix)
+    try:
+        for n in range(1, 9):
+            state = await limiter.hit("read", "key:k1")
+            assert state is not None
+            assert state.remaining == 100 - n
+            await asyncio.sleep(RETURN_SECONDS * 2.5)
     finally:
         await limiter.close()
