@@ -6,10 +6,10 @@ each granian with 2 workers: `pricefleet api` in the cluster profile (PostgreSQL
 key prefix, an API key sent with every request, `PRICEFLEET_RATE_LIMIT` so high that nothing is
 refused — the limiter still counts every request in Redis), the same app with the limiter's
 counting skipped (`bench.api_serve nolimit`), and a bare FastAPI hello (`bench.api_serve
-hello`). The product, search and compare URLs are warmed (each fetched twice per server, so
-both workers' memory tiers and Redis hold them), then wrk (`--latency`, a Lua script picking a
-random URL of the workload per request) runs each workload in rounds, the order rotated each
-round:
+hello`). The product, search and compare URLs are warmed (each fetched four times per server,
+so both workers' memory tiers most likely hold them, and Redis does), then wrk (`--latency`,
+a Lua script picking a random URL of the workload per request) runs each workload in rounds,
+the order rotated each round:
 
 - **hello**: the bare app, the ceiling for this machine;
 - **product**: GET of 10,000 distinct warmed products; **product, limiter off** the same on
@@ -490,7 +490,7 @@ def _measure(
             if target not in servers:
                 continue
             for name in names:
-                statuses = asyncio.run(_warm(servers[target].url, paths[name], key, passes=2))
+                statuses = asyncio.run(_warm(servers[target].url, paths[name], key, passes=4))
                 warmed[f"{target} {name}"] = dict(statuses)
                 if set(statuses) != {"200"}:
                     anomalies.append(f"warming {name} on {target}: statuses {dict(statuses)}")

@@ -174,12 +174,8 @@ class ApiCache:
     async def get(self, kind: Kind, key: str) -> Entry | None:
         """The cached entry (memory first, then Redis), counting a hit or a miss."""
         entry = await self._local.get(key)
-        if entry is None and self._redis is not None:
-            entry = await self._redis.get(self._ns + key)
-            if isinstance(entry, Entry):
-                left = self.ttls[kind] - (time.time() - entry.built_at)
-                if left > 0:
-                    await self._local.set(key, entry, expire=left, tags=entry.tags)
+        if entry is None:
+            entry = await self._shared(kind, key)
         if isinstance(entry, Entry):
             CACHE_HITS.labels(kind.value).inc()
             return entry
@@ -198,6 +194,26 @@ class ApiCache:
         if (expires is not None and expires < time.time()) or not isinstance(entry, Entry):
             return None  # expired: the next `get` drops it
         self._store.move_to_end(key)  # recently used, as cashews' own get marks it
+        return entry
+
+    async def lookup(self, kind: Kind, key: str) -> Entry | None:
+        """`peek`, then (cluster) Redis, filling memory as `get` does; nothing counted (the
+        fast path's lookup: a hit in either tier is a hit)."""
+        entry = self.peek(key)
+        if entry is None:
+            entry = await self._shared(kind, key)
+        return entry
+
+    async def _shared(self, kind: Kind, key: str) -> Entry | None:
+        """The entry in Redis (copied into memory for the rest of its TTL), if any."""
+        if self._redis is None:
+            return None
+        entry = await self._redis.get(self._ns + key)
+        if not isinstance(entry, Entry):
+            return None
+        left = self.ttls[kind] - (time.time() - entry.built_at)
+        if left > 0:
+            await self._local.set(key, entry, expire=left, tags=entry.tags)
         return entry
 
     def count_hit(self, kind: Kind, key: str) -> None:

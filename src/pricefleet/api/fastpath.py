@@ -2,18 +2,18 @@
 
 A raw ASGI middleware in front of the app's routing. For a GET on a cached read route (one
 product without `max_age`, its history, the product list, search, compare, trending, sites) it
-works out the route's cache key as the route does and looks it up in this process's memory
-tier (`ApiCache.peek`). On a hit it does what the route's `require(Scope.READ)` dependency
-does — IP allow-list, API key (through the same `Authenticator`, with its in-process key
-cache), the read scope, the rate limit — and answers with the entry's bytes and the headers
-`http.representation` gives the normal path (ETag, 304, the gzipped copy, Cache-Control,
-Cache-Tag, Surrogate-Key, Vary) plus the `RateLimit-*` ones. A refused rate limit is the same
-429 problem. Everything else falls through to FastAPI untouched: other methods and routes, a
-miss in memory (Redis and the database are the route's business), a request whose validity
-the route would have to judge (`max_age`, unknown or repeated parameters on a product, odd
-characters), and every refusal but the rate limit's (401 and 403 come from `require`, so they
-read the same). A key that fails is cached as failed by the `Authenticator`, so falling
-through costs no second database query.
+works out the route's cache key as the route does and looks it up in the cache
+(`ApiCache.lookup`: this process's memory, then Redis in the cluster). On a hit it does what
+the route's `require(Scope.READ)` dependency does — IP allow-list, API key (through the same
+`Authenticator`, with its in-process key cache), the read scope, the rate limit — and answers
+with the entry's bytes and the headers `http.representation` gives the normal path (ETag, 304,
+the gzipped copy, Cache-Control, Cache-Tag, Surrogate-Key, Vary) plus the `RateLimit-*` ones.
+A refused rate limit is the same 429 problem. Everything else falls through to FastAPI
+untouched: other methods and routes, a cache miss (building the answer is the route's
+business), a request whose validity the route would have to judge (`max_age`, unknown or
+repeated parameters on a product, odd characters), and every refusal but the rate limit's
+(401 and 403 come from `require`, so they read the same). A key that fails is cached as failed
+by the `Authenticator`, so falling through costs no second database query.
 
 It sits inside `MetricsMiddleware` and sets the route on the ASGI scope, so its answers count
 in `http_requests_total` and `http_request_duration_seconds` under the route's template, and
@@ -131,7 +131,7 @@ class FastPath:
         if route is None:  # not this app's route (never, unless the routes change)
             return False
         ctx: ApiContext = scope["app"].state.ctx
-        entry = ctx.cache.peek(key)
+        entry = await ctx.cache.lookup(kind, key)
         if entry is None:
             return False
         authorization = api_key = accept_encoding = if_none_match = None
