@@ -6,10 +6,10 @@ each granian with 2 workers: `pricefleet api` in the cluster profile (PostgreSQL
 key prefix, an API key sent with every request, `PRICEFLEET_RATE_LIMIT` so high that nothing is
 refused — the limiter still counts every request in Redis), the same app with the limiter's
 counting skipped (`bench.api_serve nolimit`), and a bare FastAPI hello (`bench.api_serve
-hello`). The product, search and compare URLs are warmed (each fetched twice per server, so
-both workers' memory tiers and Redis hold them), then wrk (`--latency`, a Lua script picking a
-random URL of the workload per request) runs each workload in rounds, the order rotated each
-round:
+hello`). The product, search and compare URLs are warmed (each fetched four times per server,
+so both workers' memory tiers most likely hold them, and Redis does), then wrk (`--latency`,
+a Lua script picking a random URL of the workload per request) runs each workload in rounds,
+the order rotated each round:
 
 - **hello**: the bare app, the ceiling for this machine;
 - **product**: GET of 10,000 distinct warmed products; **product, limiter off** the same on
@@ -28,6 +28,11 @@ search p95 < 50 ms.
 
     python -m bench --only api            # 1,000,000 products: ~8 min, 1 of them the load
     python -m bench --only api --quick    # 20,000 products, short rounds: a smoke run
+
+With `PRICEFLEET_BENCH_API_BEFORE=<another checkout>` (e.g. `/work/main`), a fourth server runs
+that checkout's `pricefleet api` on the same settings, and the product workload and load test
+run on it too ("product, before"), alternating with this checkout's in every round: a before /
+after comparison in one run, on one machine state.
 
 PostgreSQL is `PRICEFLEET_BENCH_POSTGRES` (default `postgresql://postgres@127.0.0.1:5432`), Redis
 `PRICEFLEET_BENCH_REDIS` (default `redis://127.0.0.1:6379/0`; keys under a fresh prefix, deleted
@@ -78,6 +83,7 @@ DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 REDIS_ENV = "PRICEFLEET_BENCH_REDIS"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 KEEP_ENV = "PRICEFLEET_BENCH_API_KEEP_DB"
+BEFORE_ENV = "PRICEFLEET_BENCH_API_BEFORE"
 PRODUCTS = 1_000_000
 QUICK_PRODUCTS = 20_000
 WORKERS = 2
@@ -124,6 +130,8 @@ WORKLOADS = (
     Workload("search, uncached", "api", "searches", nonce=True),
     Workload("compare", "api", "compares"),
 )
+#: Run only when `PRICEFLEET_BENCH_API_BEFORE` names another checkout.
+BEFORE_WORKLOADS = (Workload("product, before", "before", "products"),)
 
 _LUA = """\
 local paths = {%(paths)s}
@@ -357,6 +365,12 @@ def _servers(env: dict[str, str], folder: Path) -> Iterator[dict[str, Server]]:
             folder,
             "/healthz",
         )
+        before = os.environ.get(BEFORE_ENV)
+        if before:
+            old = {**env, "PYTHONPATH": os.pathsep.join([str(Path(before) / "src"), before])}
+            servers["before"] = _start(
+                "before", [PYTHON, "-m", "pricefleet", "api", *workers], old, folder, "/healthz"
+            )
         yield servers
     finally:
         for server in servers.values():
@@ -466,21 +480,25 @@ def _measure(
     seconds = QUICK_WRK_SECONDS if quick else WRK_SECONDS
     redis_pid = _redis_pid(redis_url)
     with _servers(env, folder) as servers:
+        workloads = WORKLOADS + (BEFORE_WORKLOADS if "before" in servers else ())
         warmed: dict[str, dict[str, int]] = {}
         for target, names in (
             ("api", ("products", "searches", "compares")),
             ("nolimit", ("products",)),
+            ("before", ("products",)),
         ):
+            if target not in servers:
+                continue
             for name in names:
-                statuses = asyncio.run(_warm(servers[target].url, paths[name], key, passes=2))
+                statuses = asyncio.run(_warm(servers[target].url, paths[name], key, passes=4))
                 warmed[f"{target} {name}"] = dict(statuses)
                 if set(statuses) != {"200"}:
                     anomalies.append(f"warming {name} on {target}: statuses {dict(statuses)}")
         scripts = {
             w.name: _lua(folder, f"w{i}", paths[w.paths], key, w.nonce)
-            for i, w in enumerate(WORKLOADS)
+            for i, w in enumerate(workloads)
         }
-        samples: dict[str, list[dict[str, Any]]] = {w.name: [] for w in WORKLOADS}
+        samples: dict[str, list[dict[str, Any]]] = {w.name: [] for w in workloads}
         postgres_url = os.environ.get(POSTGRES_ENV, DEFAULT_POSTGRES)
 
         def postgres() -> list[int]:
@@ -495,8 +513,8 @@ def _measure(
                     anomalies.append(f"re-warming {name}: statuses {dict(statuses)}")
 
         for number in range(options.rounds):
-            shift = number % len(WORKLOADS)
-            for workload in WORKLOADS[shift:] + WORKLOADS[:shift]:
+            shift = number % len(workloads)
+            for workload in workloads[shift:] + workloads[:shift]:
                 server = servers[workload.server]
                 if workload.paths in SHORT_LIVED and not workload.nonce:
                     rewarm([workload.paths])
@@ -511,7 +529,7 @@ def _measure(
                     anomalies.append(f"{workload.name} round {number + 1}: {sample['errors']}")
                 samples[workload.name].append(sample)
         rows = []
-        for workload in WORKLOADS:
+        for workload in workloads:
             taken = samples[workload.name]
             rows.append(
                 {
@@ -532,6 +550,10 @@ def _measure(
         ratios = [
             round(p["requests_per_second"] / h["requests_per_second"], 3)
             for p, h in zip(samples["product"], samples["hello"], strict=True)
+        ]
+        before_ratios = [
+            round(p["requests_per_second"] / h["requests_per_second"], 3)
+            for p, h in zip(samples.get("product, before", []), samples["hello"], strict=False)
         ]
         off_ratios = [
             round(p["requests_per_second"] / h["requests_per_second"], 3)
@@ -557,6 +579,10 @@ def _measure(
                 nolimit, files["products"], key, rate, load_seconds, gate
             ),
         }
+        if "before" in servers:
+            loads["product, before"] = _loadtest(
+                servers["before"].url, files["products"], key, rate, load_seconds, gate
+            )
         rewarm(["searches"])
         loads["search"] = _loadtest(api, files["searches"], key, rate, load_seconds, {})
         loads["search, uncached"] = _loadtest(api, uncached, key, cold_rate, load_seconds, {})
@@ -590,6 +616,11 @@ def _measure(
         "wrk": rows,
         "product_over_hello": {"per_round": ratios, "median": _median(ratios)},
         "product_limiter_off_over_hello": {"per_round": off_ratios, "median": _median(off_ratios)},
+        "product_before_over_hello": {
+            "per_round": before_ratios,
+            "median": _median(before_ratios),
+            "before": os.environ.get(BEFORE_ENV),
+        },
         "loadtests": loads,
         "targets": targets,
         "anomalies": anomalies,
@@ -657,7 +688,12 @@ def render(result: dict[str, Any]) -> list[RenderableType]:
     lines = [
         f"product ÷ hello req/s: {_n(ratio['measured'], 3)} (per round "
         f"{result['product_over_hello']['per_round']}; target ≥ {ratio['target']}): "
-        f"{met(ratio['met'])}; limiter off: {result['product_limiter_off_over_hello']['median']}",
+        f"{met(ratio['met'])}; limiter off: {result['product_limiter_off_over_hello']['median']}"
+        + (
+            f"; before ({before['before']}): {before['median']} (per round {before['per_round']})"
+            if (before := result.get("product_before_over_hello", {})).get("per_round")
+            else ""
+        ),
         f"product p99 at {p99['rate']:,}/s: {_n(p99['measured'])} ms (target < "
         f"{p99['target']:g}): {met(p99['met'])}",
         f"search p95: cached mix {_n(search['measured_cached_mix'])} ms "

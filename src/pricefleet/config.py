@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     #: How long a verified API key is trusted without asking the database: a revocation takes
     #: effect within this many seconds on every API process.
     api_key_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+    #: Answer cached reads before FastAPI (`pricefleet.api.fastpath`); off: every request goes
+    #: through FastAPI's routing (same answers, several times the CPU per cache hit).
+    api_fast_path: bool = True
 
     @field_validator("database_replica_urls", "database_shards", mode="before")
     @classmethod

@@ -88,14 +88,19 @@ async def test_public_reads_in_embedded_profile(api: Api) -> None:
     assert crawl.status_code == 401
 
 
-async def test_rate_limit_on_the_real_app(tmp_path: Path, recipes_dir: Path) -> None:
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "no-fast-path"])
+async def test_rate_limit_on_the_real_app(
+    tmp_path: Path, recipes_dir: Path, fast_path: bool
+) -> None:
     """The app's routes spend the caller's budget: RateLimit headers on answers, then a 429
-    problem with Retry-After once it is spent; health probes are not limited."""
+    problem with Retry-After once it is spent (cached answers from the fast path as well);
+    health probes are not limited."""
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         data_dir=tmp_path / "data",
         recipes_dir=recipes_dir,
         rate_limit="3/minute",
+        api_fast_path=fast_path,
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

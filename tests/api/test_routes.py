@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from pricefleet.api.cache import product_tag
+from pricefleet.api.routes import products
+from pricefleet.events import price_changed
 from pricefleet.models import JobKind
 from pricefleet.queue import NewJob
 from tests.api.conftest import Api
@@ -197,6 +200,32 @@ async def test_fresh_read_returns_the_refreshed_price(api: Api) -> None:
     r = await api.client.get("/v1/products/shop-a/p1?max_age=60&wait=10")
     await task
     assert (r.json()["price"], r.headers["x-refresh"]) == ("0.80", "done")
+
+
+async def test_fresh_read_wakes_on_the_price_change_event(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh read waiting for its refresh answers as soon as the worker's
+    `product.price_changed` event arrives, without waiting for its next look at the store."""
+    monkeypatch.setattr(products, "_REFRESH_POLL", 60.0)
+    await api.ctx.store.ingest([sighting("p1", "1.00", datetime.now(UTC) - timedelta(hours=3))])
+
+    async def worker() -> None:
+        for _ in range(500):
+            if await api.ctx.queue.lease(1, sites=["shop-a"]):
+                break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the fresh read queued no refresh job")
+        result = await api.ctx.store.ingest([sighting("p1", "0.70", datetime.now(UTC))])
+        await api.ctx.events.publish(price_changed(result.price_changes))
+
+    task = asyncio.create_task(worker())
+    started = time.monotonic()
+    r = await api.client.get("/v1/products/shop-a/p1?max_age=60&wait=20")
+    await task
+    assert (r.json()["price"], r.headers["x-refresh"]) == ("0.70", "done")
+    assert time.monotonic() - started < 15
 
 
 async def test_crawls_and_queues(api: Api) -> None:

@@ -21,6 +21,7 @@ from pricefleet import __version__
 from pricefleet.api.auth import Authenticator, Scope, install_auth, require
 from pricefleet.api.cache import ApiCache
 from pricefleet.api.context import ApiContext
+from pricefleet.api.fastpath import FastPath
 from pricefleet.api.invalidation import invalidation
 from pricefleet.api.metrics import MetricsMiddleware
 from pricefleet.api.problems import document_problems, install_problem_handlers
@@ -151,6 +152,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", static_files(), name="static")
     install_auth(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
+    if settings.api_fast_path:  # cached reads answered before FastAPI, inside the metrics
+        app.add_middleware(FastPath)
     app.add_middleware(MetricsMiddleware)
     if settings.forwarded_allow_ips:  # outermost: everything after sees the real client
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.forwarded_allow_ips))

@@ -17,7 +17,14 @@ from starlette.responses import Response
 from pricefleet.api.cache import Entry, Kind
 from pricefleet.api.context import ApiContext
 
-__all__ = ["JSON", "cache_control", "cached_answer", "etag_matches", "send"]
+__all__ = [
+    "JSON",
+    "cache_control",
+    "cached_answer",
+    "etag_matches",
+    "representation",
+    "send",
+]
 
 JSON = "application/json"
 #: A browser revalidates after at most this long (it gets a 304 when nothing changed).
@@ -47,11 +54,20 @@ def etag_matches(header: str | None, etag: str) -> bool:
     return False
 
 
-def send(request: Request, entry: Entry, ttl: float, *, public: bool) -> Response:
-    """The response for `entry`: 200 with the body (gzipped when the client takes it and the
-    body is large), or 304 when the client holds it. The gzipped form has its own ETag (strong
-    ETags name one representation); either one revalidates."""
-    gzipped = entry.gzipped is not None and "gzip" in request.headers.get("accept-encoding", "")
+def representation(
+    entry: Entry,
+    ttl: float,
+    *,
+    public: bool,
+    accept_encoding: str,
+    if_none_match: str | None,
+) -> tuple[int, bytes, dict[str, str]]:
+    """Status, body and headers (all but Content-Length and Content-Type) of the answer for
+    `entry`: 200 with the body (gzipped when the client takes it and the body is large), or 304
+    when the client holds it. The gzipped form has its own ETag (strong ETags name one
+    representation); either one revalidates. `send` and the fast path (`api.fastpath`) both
+    answer with this, so their answers cannot drift apart."""
+    gzipped = entry.gzipped is not None and "gzip" in accept_encoding
     etag = entry.etag[:-1] + '-gz"' if gzipped else entry.etag
     headers = {"ETag": etag, "Cache-Control": cache_control(ttl, public=public)}
     if entry.tags:
@@ -59,14 +75,35 @@ def send(request: Request, entry: Entry, ttl: float, *, public: bool) -> Respons
         headers["Surrogate-Key"] = " ".join(entry.tags)
     if entry.gzipped is not None:
         headers["Vary"] = "Accept-Encoding"
-    asked = request.headers.get("if-none-match")
-    if etag_matches(asked, entry.etag) or etag_matches(asked, entry.etag[:-1] + '-gz"'):
-        return Response(status_code=304, headers=headers)
+    if etag_matches(if_none_match, entry.etag) or etag_matches(
+        if_none_match, entry.etag[:-1] + '-gz"'
+    ):
+        return 304, b"", headers
     if gzipped:
-        # Compressed once when cached; the gzip middleware leaves encoded answers alone.
+        assert entry.gzipped is not None
         headers["Content-Encoding"] = "gzip"
-        return Response(entry.gzipped, media_type=JSON, headers=headers)
-    return Response(entry.body, media_type=JSON, headers=headers)
+        return 200, entry.gzipped, headers
+    return 200, entry.body, headers
+
+
+def send(request: Request, entry: Entry, ttl: float, *, public: bool) -> Response:
+    """The response for `entry` (see `representation`)."""
+    status, body, headers = representation(
+        entry,
+        ttl,
+        public=public,
+        accept_encoding=request.headers.get("accept-encoding", ""),
+        if_none_match=request.headers.get("if-none-match"),
+    )
+    if status == 304:
+        return Response(status_code=304, headers=headers)
+    if entry.gzipped is not None and "Content-Encoding" not in headers:
+        # The app's gzip middleware adds `Vary: Accept-Encoding` to this uncompressed answer
+        # itself (its body is above the middleware's minimum size, as every body with a gzipped
+        # copy is): set here as well, the header would say it twice.
+        del headers["Vary"]
+    # Compressed once when cached; the gzip middleware leaves encoded answers alone.
+    return Response(body, media_type=JSON, headers=headers)
 
 
 async def cached_answer(

@@ -1,9 +1,31 @@
-"""Per-key API rate limits (per client IP when anonymous), with the `limits` library.
+"""Per-key API rate limits (per client IP when anonymous): clock-aligned fixed windows,
+counted in process and, in the cluster profile, shared through Redis in leased batches.
 
-Counters live in process memory in the embedded profile and in Redis in the cluster profile
-(`async+redis://…`, `implementation="redispy"`), so every API instance draws on one budget.
-Each route's scope (read, crawl, admin) has its own limit and its own counter per caller; the
-strategy is a fixed window (one atomic INCR+EXPIRE per request; `RateLimit-Reset` is exact).
+Each route's scope (read, crawl, admin) has its own limit (`limits` notation, parsed by the
+`limits` library) and its own counter per caller. Windows are aligned on the clock, so
+`RateLimit-Reset` is exact and every process agrees on when a window ends.
+
+**Embedded profile**: the counter is this process's memory, exact: the `limit`-th request of a
+window passes, the next one is refused.
+
+**Cluster profile**: every API process draws on one budget per caller and window, kept in Redis
+(`<prefix>:ratelimit:…/<window>`). A process does not ask Redis on every request: it *leases* a
+batch of slots (one Lua call: `grant = min(batch, limit - used)`, `INCRBY grant`) and admits
+requests from its lease in process until the lease is spent, then leases again (concurrent
+requests of one caller share one lease call). The batch is 1/20 of the limit, at least 1 and at
+most `LEASE_MAX`. Leased slots no longer requested for a while are given back, batched: every
+`RETURN_SECONDS` one pipeline returns the unused slots of idle leases. So:
+
+- **No overshoot**: Redis never grants more than `limit` slots in a window, and a request is
+  admitted only on a granted slot, so all processes together admit at most `limit`. With a
+  batch of 1 (limits up to 39 per window) every request is one round trip, as before.
+- **Bounded under-admission instead**: a caller refused by one process while another still
+  holds unused slots of its lease is refused early, by at most `(P - 1) × (batch - 1)` slots for
+  `P` processes (5 % of the limit per extra process), and only until those slots are used or
+  given back (`RETURN_SECONDS` after that process last saw the caller).
+- **`RateLimit-Remaining`** is what this process knows: slots not yet leased by anyone plus its
+  own unused ones. Exact with one process; with several it may count other processes' unused
+  slots as spent.
 
 Headers: a refused request is a 429 problem with `Retry-After` and `RateLimit-Limit`,
 `RateLimit-Remaining`, `RateLimit-Reset` (seconds until the window resets). Admitted requests
@@ -11,26 +33,27 @@ carry the same three headers: `hit` leaves its `RateLimitState` on the ASGI scop
 (`request.state`), and `RateLimitHeaders`, a small pure-ASGI middleware, copies it onto the
 response as it starts, whatever the route returned (a model, a `Response`, a stream).
 
-When the counter store fails (Redis down), reads are let through without a limit: the error
-is logged, counted (`storage_errors`, and a Prometheus counter when a registry is given) and
-the response has no RateLimit headers. Crawl and admin requests fail closed with a 503: their
+When Redis fails (down, or too slow), reads are let through without a limit: the error is
+logged, counted (`storage_errors`, and a Prometheus counter when a registry is given) and the
+response has no RateLimit headers. Crawl and admin requests fail closed with a 503: their
 backends need the same Redis. This module decides how many requests pass, not who may call.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis.asyncio
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.errors import StorageError
 from prometheus_client import CollectorRegistry, Counter
+from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pricefleet.api.problems import Problem
@@ -38,7 +61,16 @@ from pricefleet.api.problems import Problem
 if TYPE_CHECKING:
     from pricefleet.config import Settings
 
-__all__ = ["STATE_KEY", "RateLimitHeaders", "RateLimitState", "RateLimiter", "storage_url"]
+__all__ = [
+    "LEASE_MAX",
+    "RETURN_SECONDS",
+    "STATE_KEY",
+    "RateLimitHeaders",
+    "RateLimitState",
+    "RateLimiter",
+    "lease_size",
+    "storage_url",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +78,33 @@ log = logging.getLogger(__name__)
 STATE_KEY = "pf_ratelimit"
 #: Scopes whose requests are let through, unlimited, when the counter store is down.
 _FAIL_OPEN = frozenset({"read"})
+#: The largest batch of slots a process leases at once (cluster profile).
+LEASE_MAX = 1_000
+#: Share of the limit leased at once: the bound on early refusals is this per extra process.
+_LEASE_SHARE = 20
+#: How often (and after how long without a request) unused leased slots are given back.
+RETURN_SECONDS = 0.1
+#: Callers whose key names are kept ready (a cache: cleared when full).
+_BASES_MAX = 10_000
+#: How often counters of ended windows are dropped from memory.
+_SWEEP_SECONDS = 1.0
+
+#: KEYS[1] the window's counter; ARGV: batch, limit, expiry (s). Returns {granted, used}.
+_LEASE = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local grant = math.min(tonumber(ARGV[1]), tonumber(ARGV[2]) - used)
+if grant <= 0 then return {0, used} end
+used = redis.call('INCRBY', KEYS[1], grant)
+if used == grant then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+return {grant, used}
+"""
+#: KEYS[1] the window's counter; ARGV[1] slots given back (never below 0, never re-creating
+#: an expired key).
+_GIVE_BACK = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if used < 0 then return 0 end
+return redis.call('DECRBY', KEYS[1], math.min(used, tonumber(ARGV[1])))
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +126,33 @@ class RateLimitState:
 
 
 def storage_url(redis_url: str | None) -> str:
-    """The `limits` storage for a Redis URL (`async+redis://…`), or process memory."""
+    """The counter store for a Redis URL (`async+redis://…`), or process memory."""
     if redis_url is None:
         return "async+memory://"
     if redis_url.startswith("unix://"):
         return "async+redis+unix://" + redis_url.removeprefix("unix://")
     return "async+" + redis_url
+
+
+def lease_size(limit: int) -> int:
+    """Slots a process leases at once for a limit of `limit` per window."""
+    return max(1, min(LEASE_MAX, limit // _LEASE_SHARE))
+
+
+class _Window:
+    """One caller's counter for one window of one scope, in this process."""
+
+    __slots__ = ("end", "expiry", "flight", "held", "key", "known", "seen", "used")
+
+    def __init__(self, key: str, end: float, expiry: int) -> None:
+        self.key = key
+        self.end = end  # epoch seconds
+        self.expiry = expiry
+        self.used = 0  # admitted here (embedded: the whole count)
+        self.held = 0  # leased slots not used yet (cluster)
+        self.known = 0  # slots leased by all processes, as of our last lease (cluster)
+        self.seen = 0.0  # monotonic time of the last request
+        self.flight: asyncio.Future[None] | None = None  # the lease being asked for
 
 
 class RateLimiter:
@@ -90,25 +170,20 @@ class RateLimiter:
         `async+memory://` or `async+redis://…`; Redis keys start with `key_prefix`."""
         self.items: dict[str, RateLimitItem] = {s: parse(v) for s, v in limits.items()}
         self.storage_errors = 0
-        self._store: Storage
-        self._pool: redis.asyncio.ConnectionPool | None = None
-        if storage.startswith("async+memory"):
-            self._store = MemoryStorage()
-        else:
-            # Our own pool, so `close` can release it; short timeouts, so a Redis that does
-            # not answer does not hold requests up.
+        self._prefix = key_prefix
+        self._windows: dict[str, _Window] = {}
+        self._bases: dict[tuple[str, str], str] = {}  # (scope, caller) → key without window
+        self._sweep_at = 0.0
+        self._redis: redis.asyncio.Redis | None = None
+        self._returner: asyncio.Task[None] | None = None
+        if not storage.startswith("async+memory"):
+            # Short timeouts, so a Redis that does not answer does not hold requests up.
             plain = storage.removeprefix("async+").replace("redis+unix://", "unix://")
-            self._pool = redis.asyncio.ConnectionPool.from_url(
+            self._redis = redis.asyncio.Redis.from_url(
                 plain, socket_timeout=1.0, socket_connect_timeout=1.0
             )
-            options: dict[str, Any] = {"connection_pool": self._pool}
-            self._store = RedisStorage(
-                storage,
-                implementation="redispy",
-                key_prefix=key_prefix,
-                wrap_exceptions=True,
-                **options,
-            )
+            self._lease = self._redis.register_script(_LEASE)
+            self._give_back = self._redis.register_script(_GIVE_BACK)
         self._errors = (
             Counter(
                 "pricefleet_api_ratelimit_storage_errors",
@@ -139,53 +214,146 @@ class RateLimiter:
     async def hit(self, scope: str, caller: str) -> RateLimitState | None:
         """Count one request of `caller` (`key:<id>` or `ip:<address>`) on a `scope` route.
 
-        Returns the window's state, or None when it could not be counted (the store is down)
-        and the request is let through anyway; raises a 429 `Problem` past the limit, or a
-        503 one when a crawl or admin request cannot be counted."""
+        Returns the window's state, or None when it could not be counted (Redis is down) and
+        the request is let through anyway; raises a 429 `Problem` past the limit, or a 503
+        one when a crawl or admin request cannot be counted."""
         item = self.items[scope]
-        # Fixed windows aligned on the clock, counted with one INCR (+EXPIRE) round trip: the
-        # window's end is known here, so no second call asks the store for it.
         period = item.get_expiry()
         now = time.time()
-        window = int(now // period)
-        try:
-            count = await self._store.incr(f"{item.key_for(scope, caller)}/{window}", period)
-        except StorageError as exc:
-            self.storage_errors += 1
-            if self._errors is not None:
-                self._errors.labels(scope).inc()
-            if scope in _FAIL_OPEN:
-                log.warning(
-                    "rate limiter store failed, letting a %s request through: %s", scope, exc
-                )
+        number = int(now // period)
+        base = self._bases.get((scope, caller))
+        if base is None:
+            if len(self._bases) >= _BASES_MAX:
+                self._bases.clear()
+            base = self._bases[(scope, caller)] = f"{self._prefix}:{item.key_for(scope, caller)}"
+        key = f"{base}/{number}"
+        window = self._windows.get(key)
+        if window is None:
+            if now >= self._sweep_at:
+                self._sweep(now)
+            window = self._windows[key] = _Window(key, (number + 1) * period, period)
+        window.seen = time.monotonic()
+        limit = item.amount
+        if self._redis is None:  # one process: the count is exact
+            if window.used >= limit:
+                raise self._refusal(scope, item, RateLimitState(limit, 0, window.end))
+            window.used += 1
+            return RateLimitState(limit, limit - window.used, window.end)
+        while window.held == 0:
+            if window.known >= limit:  # every slot of the window is leased
+                raise self._refusal(scope, item, RateLimitState(limit, 0, window.end))
+            try:
+                await self._leased(window, limit)
+            except (RedisError, OSError) as exc:
+                self._unavailable(scope, exc)
                 return None
-            log.error("rate limiter store failed, refusing a %s request: %s", scope, exc)
-            raise Problem(
-                503,
-                "the rate limiter's store is unreachable; retry shortly.",
-                title="Backend unavailable",
-                headers={"Retry-After": "5"},
-            ) from None
-        state = RateLimitState(item.amount, max(0, item.amount - count), (window + 1) * period)
-        if count > item.amount:
-            headers = state.headers()
-            headers["Retry-After"] = str(max(1, int(headers["RateLimit-Reset"])))
-            raise Problem(
-                429,
-                f"rate limit of {item} for {scope} requests reached; retry after "
-                f"{headers['Retry-After']} s.",
-                title="Too many requests",
-                headers=headers,
-                limit=str(item),
+        window.held -= 1
+        window.used += 1
+        return RateLimitState(limit, limit - window.known + window.held, window.end)
+
+    async def _leased(self, window: _Window, limit: int) -> None:
+        """Lease slots for `window` (one Redis call, shared by concurrent requests)."""
+        if window.flight is not None:
+            await asyncio.shield(window.flight)
+            return
+        flight = window.flight = asyncio.get_running_loop().create_future()
+        try:
+            granted, used = cast(
+                "list[int]",
+                await self._lease(
+                    keys=[window.key], args=[lease_size(limit), limit, window.expiry]
+                ),
             )
-        return state
+            window.held += int(granted)
+            window.known = int(used)
+            flight.set_result(None)
+        except BaseException as exc:
+            flight.set_exception(exc)
+            flight.exception()  # retrieved: no warning when nobody else waited
+            raise
+        finally:
+            window.flight = None
+        if self._returner is None:
+            self._returner = asyncio.create_task(self._give_back_idle())
+
+    def _unavailable(self, scope: str, exc: BaseException) -> None:
+        """Count a failure to reach Redis; raise a 503 unless `scope` fails open."""
+        self.storage_errors += 1
+        if self._errors is not None:
+            self._errors.labels(scope).inc()
+        if scope in _FAIL_OPEN:
+            log.warning("rate limiter store failed, letting a %s request through: %s", scope, exc)
+            return
+        log.error("rate limiter store failed, refusing a %s request: %s", scope, exc)
+        raise Problem(
+            503,
+            "the rate limiter's store is unreachable; retry shortly.",
+            title="Backend unavailable",
+            headers={"Retry-After": "5"},
+        ) from None
+
+    @staticmethod
+    def _refusal(scope: str, item: RateLimitItem, state: RateLimitState) -> Problem:
+        headers = state.headers()
+        headers["Retry-After"] = str(max(1, int(headers["RateLimit-Reset"])))
+        return Problem(
+            429,
+            f"rate limit of {item} for {scope} requests reached; retry after "
+            f"{headers['Retry-After']} s.",
+            title="Too many requests",
+            headers=headers,
+            limit=str(item),
+        )
+
+    def _sweep(self, now: float) -> None:
+        """Forget the counters of ended windows."""
+        self._windows = {k: w for k, w in self._windows.items() if w.end > now}
+        self._sweep_at = now + _SWEEP_SECONDS
+
+    async def _give_back_idle(self) -> None:
+        """Every `RETURN_SECONDS`, give back the unused slots of leases not drawn on since
+        the last round, in one pipeline (so a caller moving to another process, or stopping,
+        strands no slots for the rest of the window)."""
+        assert self._redis is not None
+        while True:
+            await asyncio.sleep(RETURN_SECONDS)
+            idle_since = time.monotonic() - RETURN_SECONDS
+            now = time.time()
+            returned = [
+                (w, w.held)
+                for w in self._windows.values()
+                if w.held and w.seen < idle_since and w.flight is None and w.end > now
+            ]
+            if not returned:
+                continue
+            # A lease asked while the give-back is on its way could be counted before it:
+            # requests of these windows wait for the give-back (`flight`), then lease again.
+            done = asyncio.get_running_loop().create_future()
+            for window, count in returned:
+                window.held -= count
+                window.known -= count
+                window.flight = done
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for window, count in returned:
+                        await self._give_back(keys=[window.key], args=[count], client=pipe)
+                    await pipe.execute()
+            except (RedisError, OSError) as exc:  # the slots stay spent: refusals come early
+                log.warning("rate limiter could not give back %d leases: %s", len(returned), exc)
+            finally:
+                for window, _ in returned:
+                    window.flight = None
+                done.set_result(None)
 
     async def close(self) -> None:
-        """Release the Redis connections (or the memory store's timer)."""
-        if self._pool is not None:
-            await self._pool.aclose()
-        elif isinstance(self._store, MemoryStorage) and self._store.timer is not None:
-            self._store.timer.cancel()
+        """Stop giving back leases and release the Redis connections."""
+        if self._returner is not None:
+            self._returner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._returner
+            self._returner = None
+        if self._redis is not None:
+            await self._redis.aclose()
 
 
 class RateLimitHeaders:

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import httpx
+import pytest
+import redis.asyncio
 from prometheus_client import CollectorRegistry
 
-from pricefleet.api.ratelimit import RateLimiter, RateLimitState, storage_url
+from pricefleet.api.problems import Problem
+from pricefleet.api.ratelimit import (
+    RETURN_SECONDS,
+    RateLimiter,
+    RateLimitState,
+    lease_size,
+    storage_url,
+)
 from pricefleet.config import Settings
 from pricefleet.store import Store
 from tests.api.guarded.conftest import REDIS_URL, Api, bearer, client
@@ -187,5 +197,93 @@ async def test_limiter_from_settings_per_profile() -> None:
             "crawl": "50 per 1 minute",
             "admin": "5 per 1 minute",
         }
+    finally:
+        await limiter.close()
+
+
+async def _admitted(limiter: RateLimiter, caller: str, hits: int) -> int:
+    """How many of `hits` concurrent requests of `caller` one limiter admits."""
+
+    async def one() -> int:
+        try:
+            await limiter.hit("read", caller)
+        except Problem as refused:
+            return refused.status
+        return 200
+
+    statuses = await asyncio.gather(*(one() for _ in range(hits)))
+    assert set(statuses) <= {200, 429}
+    return statuses.count(200)
+
+
+async def test_two_instances_never_admit_more_than_the_limit(redis_prefix: str) -> None:
+    """Two limiters (two API instances) leasing batches from one Redis, hammered at once,
+    admit at most the limit between them (no overshoot), and at least the limit less the
+    slots one of them may hold unused ((P - 1) × (batch - 1))."""
+    limit = 400
+    batch = lease_size(limit)
+    assert batch == 20
+    one, two = (
+        RateLimiter({"read": f"{limit}/hour"}, storage=REDIS, key_prefix=redis_prefix) for _ in "12"
+    )
+    try:
+        counts = await asyncio.gather(
+            *(_admitted(limiter, "key:k1", 150) for limiter in (one, two, one, two, one, two))
+        )
+        assert limit - (batch - 1) <= sum(counts) <= limit
+        assert sum(counts[0::2]) > 0
+        assert sum(counts[1::2]) > 0
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_unused_leases_are_given_back(redis_prefix: str) -> None:
+    """Slots one instance leased but no longer uses are given back shortly, so a caller that
+    moves to another instance gets the whole budget there."""
+    one, two = (
+        RateLimiter({"read": "200/hour"}, storage=REDIS, key_prefix=redis_prefix) for _ in "12"
+    )
+    try:
+        assert await _admitted(one, "key:k1", 3) == 3  # leased 10, holds 7
+        await asyncio.sleep(RETURN_SECONDS * 3)
+        assert await _admitted(two, "key:k1", 250) == 197
+        state = await two.hit("read", "key:k2")
+        assert state is not None
+        assert state.remaining == 199
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_embedded_counts_exactly() -> None:
+    """In memory (one process), exactly the limit passes, however concurrent the requests."""
+    limiter = RateLimiter({"read": "37/hour"})
+    try:
+        assert await _admitted(limiter, "ip:10.0.0.1", 100) == 37
+        assert await _admitted(limiter, "ip:10.0.0.2", 10) == 10
+    finally:
+        await limiter.close()
+
+
+async def test_remaining_stays_exact_across_give_backs(
+    redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One instance alone on Redis counts exactly, even when a request comes while its idle
+    lease is being given back (the lease waits for the give-back, slowed down here)."""
+    execute = redis.asyncio.client.Pipeline.execute
+
+    async def slow_execute(self: redis.asyncio.client.Pipeline, *args: Any) -> Any:
+        await asyncio.sleep(RETURN_SECONDS * 2)
+        return await execute(self, *args)
+
+    monkeypatch.setattr(redis.asyncio.client.Pipeline, "execute", slow_execute)
+    limiter = RateLimiter({"read": "100/hour"}, storage=REDIS, key_prefix=redis_prefix)
+    try:
+        for n in range(1, 9):
+            state = await limiter.hit("read", "key:k1")
+            assert state is not None
+            assert state.remaining == 100 - n
+            await asyncio.sleep(RETURN_SECONDS * 2.5)
     finally:
         await limiter.close()

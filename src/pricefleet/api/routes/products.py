@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from pricefleet.api.context import ApiContext, context
 from pricefleet.api.http import cached_answer, send
 from pricefleet.api.problems import Problem
 from pricefleet.api.schemas import HistoryOut, HistoryRow, ProductOut, ProductPage
+from pricefleet.events import BUS_RESET, PRICE_CHANGED, Subscription
 from pricefleet.store.records import ProductFilter, SortKey
 from pricefleet.workers.scheduler import refresh_jobs
 
@@ -37,8 +39,10 @@ Fields = Annotated[
         examples=["name,price,unit_price"],
     ),
 ]
-#: How often a fresh read looks whether its refresh has landed.
-_REFRESH_POLL = 0.1
+#: How often a fresh read looks in the store whether its refresh has landed, between the
+#: `product.price_changed` events that wake it at once (a refresh that changed nothing but
+#: `last_seen` publishes no event: this bounds how late that one is seen).
+_REFRESH_POLL = 0.5
 #: Refresh jobs of fresh reads run before scheduled crawls.
 REFRESH_PRIORITY = 50
 
@@ -219,16 +223,32 @@ async def _fresh(
     if (now - item["last_seen"]).total_seconds() <= max_age:  # another reader refreshed it
         await ctx.cache.invalidate([product_tag(site_id, product_id)])
         return await _rebuilt(ctx, key, build), "done"
-    # The queue's dedup key makes concurrent readers (in any process) share one job.
-    await ctx.queue.enqueue(refresh_jobs(recipe, [item["url"]], now=now, priority=REFRESH_PRIORITY))
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        await asyncio.sleep(min(_REFRESH_POLL, max(0.0, deadline - time.monotonic())))
-        seen = await ctx.store.get_product(site_id, product_id, ["last_seen"])
-        if seen is not None and seen["last_seen"] > item["last_seen"]:
-            await ctx.cache.invalidate([product_tag(site_id, product_id)])
-            return await _rebuilt(ctx, key, build), "done"
+    # Listening before the job is queued, so its event cannot come before we listen.
+    async with ctx.events.subscribe() as events:
+        # The queue's dedup key makes concurrent readers (in any process) share one job.
+        job = refresh_jobs(recipe, [item["url"]], now=now, priority=REFRESH_PRIORITY)
+        await ctx.queue.enqueue(job)
+        deadline = time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(_REFRESH_POLL, left)):
+                    await _changed(events, site_id, product_id)
+            seen = await ctx.store.get_product(site_id, product_id, ["last_seen"])
+            if seen is not None and seen["last_seen"] > item["last_seen"]:
+                await ctx.cache.invalidate([product_tag(site_id, product_id)])
+                return await _rebuilt(ctx, key, build), "done"
     return entry, "pending"
+
+
+async def _changed(events: Subscription, site_id: str, product_id: str) -> None:
+    """Return once the bus says the product's price changed (or that events were lost)."""
+    async for event in events:
+        if event.kind == BUS_RESET or (
+            event.kind == PRICE_CHANGED
+            and event.site_id == site_id
+            and product_id in event.product_ids
+        ):
+            return
 
 
 async def _rebuilt(ctx: ApiContext, key: str, build: Callable[[], Awaitable[Entry]]) -> Entry:
