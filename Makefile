@@ -32,7 +32,11 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
+## bench: the benchmarks (figures in BENCHMARKS.md); the API one drives wrk, installed when missing
 bench: $(STAMP)
+	@dpkg-query -W -f='$${Status}' wrk 2>/dev/null | grep -q "install ok installed" || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m bench
 
 ## system: Debian packages the tests need (Chromium, nginx, promtool, docker-compose), when missing
