@@ -1105,14 +1105,16 @@ def jsonable(value: Any) -> Any:
 # --- profiling ----------------------------------------------------------------------------------
 
 _STATEMENTS = (
-    ("upsert products", re.compile(r"^\s*INSERT INTO products\b", re.I)),
+    ("insert products", re.compile(r"^\s*INSERT INTO products\b", re.I)),
+    ("update products (metadata)", re.compile(r"^\s*UPDATE products\b", re.I)),
     ("upsert matches", re.compile(r"^\s*INSERT INTO matches\b", re.I)),
     ("insert history", re.compile(r"^\s*INSERT INTO price_observations\b", re.I)),
     ("update history", re.compile(r"^\s*UPDATE price_observations\b", re.I)),
     ("delete history", re.compile(r"^\s*DELETE FROM price_observations\b", re.I)),
-    ("update product state", re.compile(r"^\s*UPDATE products\b", re.I)),
-    ("read latest rows", re.compile(r"^\s*SELECT\b.*\bFROM price_observations\b", re.I | re.S)),
-    ("read product state", re.compile(r"^\s*SELECT\b.*\bFROM products\b", re.I | re.S)),
+    ("insert product state", re.compile(r"^\s*INSERT INTO product_state\b", re.I)),
+    ("update product state", re.compile(r"^\s*UPDATE product_state\b", re.I)),
+    ("lock + read product state", re.compile(r"^\s*SELECT\b.*\bproduct_state\b", re.I | re.S)),
+    ("read history slice", re.compile(r"^\s*SELECT\b.*\bFROM price_observations\b", re.I | re.S)),
     ("transaction", re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK)", re.I)),
 )
 
