@@ -38,6 +38,7 @@ from pricefleet.store.tables import (
     product_state,
     products,
 )
+from pricefleet.store.types import UTCDateTime
 
 __all__ = [
     "HISTORY_COLUMNS",
@@ -105,6 +106,8 @@ def _processors(
         processor: Processor | None
         if not result:
             processor = kind.dialect_impl(dialect).bind_processor(dialect)
+        elif isinstance(kind, UTCDateTime):
+            processor = kind.result_processor(dialect, None)
         elif isinstance(kind, TypeDecorator):
             processor = partial(kind.process_result_value, dialect=dialect)
         elif isinstance(kind, Boolean):
@@ -447,19 +450,15 @@ class SqliteBulk(Bulk):
 
     @classmethod
     def _set_by_key(cls, name: str, table: str, names: Sequence[str], key: Sequence[str]) -> str:
-        """`UPDATE table SET c = ?, … WHERE key = ? AND …`, parameters: the values of
-        `names[len(key):]`, then the key."""
+        """`UPDATE table SET c = ?3, … WHERE key = ?1 AND …` over rows of `names`, the key
+        first (numbered parameters: the rows go to the driver as they are)."""
 
         def build() -> str:
-            sets = ", ".join(f"{n} = ?" for n in names[len(key) :])
-            where = " AND ".join(f"{k} = ?" for k in key)
+            sets = ", ".join(f"{n} = ?{i}" for i, n in enumerate(names, 1) if i > len(key))
+            where = " AND ".join(f"{k} = ?{i}" for i, k in enumerate(key, 1))
             return f"UPDATE {table} SET {sets} WHERE {where}"
 
         return cls._statement(name, build)
-
-    async def _by_key(self, sql: str, rows: list[Any], width: int) -> None:
-        """Run `sql` from `_set_by_key` over rows that hold their key first."""
-        await self._many(sql, [(*r[width:], *r[:width]) for r in rows])
 
     async def _lock_states(self, keys: list[Key]) -> Sequence[Any]:
         def build() -> str:
@@ -486,7 +485,7 @@ class SqliteBulk(Bulk):
 
     async def _update_products(self, rows: list[Any]) -> None:
         sql = self._set_by_key("update_products", "products", PRODUCT_COLUMNS, ("site_id", "id"))
-        await self._by_key(sql, rows, 2)
+        await self._many(sql, rows)
 
     async def _insert_states(self, rows: list[Any]) -> None:
         def build() -> str:
@@ -497,11 +496,11 @@ class SqliteBulk(Bulk):
 
     async def _update_states(self, rows: list[Any]) -> None:
         sql = self._set_by_key("update_states", "product_state", STATE_ROW, ("site_id", "id"))
-        await self._by_key(sql, rows, 2)
+        await self._many(sql, rows)
 
     async def _extend_states(self, rows: list[Any]) -> None:
         sql = self._set_by_key("extend_states", "product_state", _SEEN_ROW, ("site_id", "id"))
-        await self._by_key(sql, rows, 2)
+        await self._many(sql, rows)
 
     async def _insert_history(self, rows: list[Any]) -> None:
         def build() -> str:
@@ -513,12 +512,12 @@ class SqliteBulk(Bulk):
     async def _update_history(self, rows: list[Any]) -> None:
         key = ("site_id", "product_id", "observed_at")
         sql = self._set_by_key("update_history", "price_observations", HISTORY_COLUMNS, key)
-        await self._by_key(sql, rows, 3)
+        await self._many(sql, rows)
 
     async def _extend_history(self, rows: list[Any]) -> None:
         key = ("site_id", "product_id", "observed_at")
         sql = self._set_by_key("extend_history", "price_observations", _HISTORY_SEEN, key)
-        await self._by_key(sql, rows, 3)
+        await self._many(sql, rows)
 
     async def _delete_history(self, rows: list[Any]) -> None:
         await self._many(

@@ -217,19 +217,42 @@ async def ingest(conn: AsyncConnection, sightings: Sequence[Sighting]) -> Ingest
     for key in keys:
         row = stored.get(key)
         first, last = first_seen[key], newest[key][0]
+        points = by_product[key]
+        meta_hash = hashes[key] if key in written else row[14] if row is not None else None
+        if row is not None and row[4] is not None and row[4] < first and len(points) == 1:
+            # The hot path (merge's own, inlined): one sighting after the latest history row
+            # began, whose last_seen is the product's (row[3]). Strictly after its start: a
+            # sighting at the row's own instant may tie-break with it and must see the row
+            # before as well (the cold path).
+            at, state = points[0]
+            same = state == row[5:14]
+            if at > row[3] or not same:
+                if at <= row[3]:
+                    pass  # a late sighting of another state inside the run: the merge decides
+                elif same:
+                    extends.append((key[0], key[1], row[4], at))
+                    if meta_hash == row[14]:
+                        seen_states.append((key[0], key[1], min(first, row[2]), at))
+                    else:
+                        full_states.append((key[0], key[1], row[2], at, row[4], *state, meta_hash))
+                    continue
+                else:
+                    inserts.append((key[0], key[1], at, at, *state))
+                    full_states.append((key[0], key[1], row[2], at, at, *state, meta_hash))
+                    price_changes.append(key)
+                    continue
+            elif meta_hash == row[14] and first >= row[2]:
+                continue  # a replay inside the run: nothing to write
         before: Row | None = None
         if row is None or row[4] is None:
             window: list[Row] = []  # no history yet
         elif row[4] < first:
-            # The latest history row ends at the product's last sighting. Strictly before:
-            # a sighting at the latest row's own instant may tie-break with it and then has
-            # to see the row before as well.
             before = Row(row[4], State(*row[5:14]), row[3])
             window = [before]
         else:
             window = await _cold_slice(conn, key, first)
             before = _latest(window, _NO_CHANGE)
-        change = merge(window, by_product[key])
+        change = merge(window, points)
         if not change.empty:
             inserts.extend(_history(key, r) for r in change.inserts)
             deletes.extend((key[0], key[1], at) for at in change.deletes)
@@ -240,7 +263,6 @@ async def ingest(conn: AsyncConnection, sightings: Sequence[Sighting]) -> Ingest
                 else:
                     updates.append(_history(key, r))
         after = _latest(window, change) if not change.empty else before
-        meta_hash = hashes[key] if key in written else row[14] if row is not None else None
         if row is None:
             assert after is not None  # a batch always leaves a row
             new_states.append(_state_row(key, first, last, after, meta_hash))
