@@ -74,7 +74,7 @@ STATE_ROW: tuple[str, ...] = (
     "meta_hash",
 )
 #: What a sighting that changes nothing else moves on a state row.
-_SEEN_ROW: tuple[str, ...] = ("site_id", "id", "first_seen", "last_seen")
+_SEEN_ROW: tuple[str, ...] = ("site_id", "id", "last_seen")
 #: The columns of a history row, in the order the history steps take and return them.
 HISTORY_COLUMNS: tuple[str, ...] = (
     "site_id",
@@ -212,7 +212,7 @@ class Bulk(ABC):
             await self._update_states(self._bind(product_state, STATE_ROW, rows))
 
     async def extend_states(self, rows: list[tuple[Any, ...]]) -> None:
-        """Set the first and last sighting of state rows: (site_id, id, first_seen, last_seen)."""
+        """Set the last sighting of state rows: (site_id, id, last_seen)."""
         if rows:
             await self._extend_states(self._bind(product_state, _SEEN_ROW, rows))
 

@@ -44,8 +44,9 @@ def _state(observation: PriceObservation) -> State:
         regular_price=observation.regular_price,
         is_discounted=observation.is_discounted,
         unit_price=observation.unit_price,
-        unit=observation.unit.value if observation.unit else None,
-        availability=observation.availability.value,
+        # `_value_`: the enum's value without the `value` property's descriptor call.
+        unit=observation.unit._value_ if observation.unit else None,
+        availability=observation.availability._value_,
         shop_unit_price=observation.shop_unit_price,
         shop_unit=observation.shop_unit,
     )
@@ -109,9 +110,12 @@ def _meta_hash(product: Product) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
 
 
-async def _cold_slice(conn: AsyncConnection, key: Key, earliest: datetime) -> list[Row]:
+async def _cold_slice(
+    conn: AsyncConnection, key: Key, earliest: datetime, current: datetime, last_seen: datetime
+) -> list[Row]:
     """Replays and late sightings: the latest row strictly before `earliest` and every row
-    from it on."""
+    from it on; the current row (starting at `current`) ends at the product's `last_seen`
+    (its stored `last_seen` may be older: see `ingest`)."""
     obs = price_observations.c
     mine = and_(obs.site_id == key[0], obs.product_id == key[1])
     later = await conn.execute(select(price_observations).where(mine, obs.observed_at >= earliest))
@@ -121,7 +125,8 @@ async def _cold_slice(conn: AsyncConnection, key: Key, earliest: datetime) -> li
         .order_by(obs.observed_at.desc())
         .limit(1)
     )
-    return [_core_row(r) for r in [*before, *later]]
+    rows = [_core_row(r) for r in [*before, *later]]
+    return [Row(r.observed_at, r.state, last_seen) if r.observed_at == current else r for r in rows]
 
 
 def _core_row(record: SqlRow[Any]) -> Row:
@@ -220,28 +225,27 @@ async def ingest(conn: AsyncConnection, sightings: Sequence[Sighting]) -> Ingest
         points = by_product[key]
         meta_hash = hashes[key] if key in written else row[14] if row is not None else None
         if row is not None and row[4] is not None and row[4] < first and len(points) == 1:
-            # The hot path (merge's own, inlined): one sighting after the latest history row
-            # began, whose last_seen is the product's (row[3]). Strictly after its start: a
-            # sighting at the row's own instant may tie-break with it and must see the row
-            # before as well (the cold path).
+            # The hot path (merge's own, inlined): one sighting after the current history row
+            # began. Strictly after its start: a sighting at the row's own instant may
+            # tie-break with it and must see the row before as well (the cold path).
             at, state = points[0]
             same = state == row[5:14]
             if at > row[3] or not same:
                 if at <= row[3]:
                     pass  # a late sighting of another state inside the run: the merge decides
-                elif same:
-                    extends.append((key[0], key[1], row[4], at))
+                elif same:  # confirmed: only last_seen moves, on the state row alone
                     if meta_hash == row[14]:
-                        seen_states.append((key[0], key[1], min(first, row[2]), at))
+                        seen_states.append((key[0], key[1], at))
                     else:
                         full_states.append((key[0], key[1], row[2], at, row[4], *state, meta_hash))
                     continue
-                else:
+                else:  # changed: the current row ends where the product was last seen
+                    extends.append((key[0], key[1], row[4], row[3]))
                     inserts.append((key[0], key[1], at, at, *state))
                     full_states.append((key[0], key[1], row[2], at, at, *state, meta_hash))
                     price_changes.append(key)
                     continue
-            elif meta_hash == row[14] and first >= row[2]:
+            elif meta_hash == row[14]:
                 continue  # a replay inside the run: nothing to write
         before: Row | None = None
         if row is None or row[4] is None:
@@ -250,19 +254,30 @@ async def ingest(conn: AsyncConnection, sightings: Sequence[Sighting]) -> Ingest
             before = Row(row[4], State(*row[5:14]), row[3])
             window = [before]
         else:
-            window = await _cold_slice(conn, key, first)
+            window = await _cold_slice(conn, key, first, row[4], row[3])
             before = _latest(window, _NO_CHANGE)
         change = merge(window, points)
+        after = _latest(window, change) if not change.empty else before
         if not change.empty:
             inserts.extend(_history(key, r) for r in change.inserts)
             deletes.extend((key[0], key[1], at) for at in change.deletes)
             old = {r.observed_at: r.state for r in window}
             for r in change.updates:
-                if old.get(r.observed_at) == r.state:
-                    extends.append((key[0], key[1], r.observed_at, r.last_seen))
-                else:
+                if old.get(r.observed_at) != r.state:
                     updates.append(_history(key, r))
-        after = _latest(window, change) if not change.empty else before
+                elif after is None or r.observed_at != after.observed_at:
+                    extends.append((key[0], key[1], r.observed_at, r.last_seen))
+                # else: the current row's last_seen, kept on the state row only
+        if (
+            before is not None
+            and after is not None
+            and before.observed_at != after.observed_at
+            and before.observed_at not in change.deletes
+            and not any(r.observed_at == before.observed_at for r in change.updates)
+        ):
+            # The row that was current is not any more: its last_seen, until now kept on the
+            # state row only, is written to it.
+            extends.append((key[0], key[1], before.observed_at, before.last_seen))
         if row is None:
             assert after is not None  # a batch always leaves a row
             new_states.append(_state_row(key, first, last, after, meta_hash))
@@ -274,11 +289,11 @@ async def ingest(conn: AsyncConnection, sightings: Sequence[Sighting]) -> Ingest
         )
         if moved:
             price_changes.append(key)
-        if moved or meta_hash != row[14]:
+        if moved or meta_hash != row[14] or first != row[2]:
             assert after is not None
             full_states.append(_state_row(key, first, last, after, meta_hash))
-        elif (first, last) != (row[2], row[3]):
-            seen_states.append((key[0], key[1], first, last))
+        elif last != row[3]:
+            seen_states.append((key[0], key[1], last))
     await bulk.delete_history(deletes)
     await bulk.insert_history(inserts)
     await bulk.update_history(updates)

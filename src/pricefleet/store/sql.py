@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -275,23 +275,13 @@ class SqlStore(Store):
         if not product_ids:
             return 0
         ids = sorted(set(product_ids))
-        state, obs = product_state.c, price_observations.c
+        state = product_state.c
         mine = and_(state.site_id == site_id, state.id.in_(ids))
+        # The current history row's last_seen is the state row's (see `ingest`): one update.
         async with self._write() as conn:
-            # The state rows first: ingest locks them before touching history, so two writers
-            # always take the same locks in the same order.
             result = await conn.execute(
                 update(product_state)
                 .where(mine, state.last_seen < seen_at)
-                .values(last_seen=seen_at)
-            )
-            current = select(state.site_id, state.id, state.price_changed_at).where(mine)
-            await conn.execute(
-                update(price_observations)
-                .where(
-                    tuple_(obs.site_id, obs.product_id, obs.observed_at).in_(current),
-                    obs.last_seen < seen_at,
-                )
                 .values(last_seen=seen_at)
             )
         return int(result.rowcount or 0)
@@ -394,17 +384,27 @@ class SqlStore(Store):
     ) -> list[dict[str, Any]]:
         """A product's price states, oldest first; each row holds from `observed_at` on and was
         last confirmed at `last_seen`. With `since`, the state in force at `since` comes first."""
-        obs = price_observations.c
+        obs, state = price_observations.c, product_state.c
         mine = and_(obs.site_id == site_id, obs.product_id == product_id)
-        query = select(price_observations).where(mine)
+        # The current row's last_seen is kept on the product's state row (see `ingest`).
+        rows_of = select(
+            *(c for c in price_observations.c if c.name != "last_seen"),
+            case(
+                (obs.observed_at == state.price_changed_at, state.last_seen), else_=obs.last_seen
+            ).label("last_seen"),
+        ).select_from(
+            price_observations.outerjoin(
+                product_state, and_(state.site_id == obs.site_id, state.id == obs.product_id)
+            )
+        )
+        query = rows_of.where(mine)
         if until is not None:
             query = query.where(obs.observed_at <= until)
         async with self._read() as conn:
             rows: list[dict[str, Any]] = []
             if since is not None:
                 before = await conn.execute(
-                    select(price_observations)
-                    .where(mine, obs.observed_at < since)
+                    rows_of.where(mine, obs.observed_at < since)
                     .order_by(obs.observed_at.desc())
                     .limit(1)
                 )
