@@ -141,6 +141,9 @@ class Bulk(ABC):
             return SqliteBulk(conn)
         raise NotImplementedError(f"no bulk statements for {conn.dialect.name}")
 
+    async def start(self) -> None:  # noqa: B027 - most dialects need nothing
+        """Prepare the transaction for the batch statements (once, before the first)."""
+
     def _bind(self, table: Table, names: Sequence[str], rows: list[tuple[Any, ...]]) -> list[Any]:
         """`rows` with every value converted by its column's bind processor."""
         convert = self._converter(table, names, result=False)
@@ -322,6 +325,21 @@ class PostgresBulk(Bulk):
             f"WHERE t.{key[0]} = u.{names[0]} AND t.{key[1]} = u.{names[1]}"
         )
 
+    async def start(self) -> None:
+        """Every batch statement joins its arrays to a table by primary key: one index probe
+        per row is the right plan whatever the table's size. The planner, left alone, hashes
+        the whole table (at 50,000 products: 105 ms instead of 22 for the state update, 271 ms
+        instead of 10 for the lock, growing with the table) or, with stale statistics of a
+        history partition, scans a day of it once per row (4.9 s instead of 0.04 for 174
+        rows). So for this transaction only nested loops over index scans are left; a history
+        row's partition is found by run-time pruning on its `observed_at`."""
+        await self.conn.exec_driver_sql(
+            "SELECT set_config('enable_hashjoin', 'off', true), "
+            "set_config('enable_mergejoin', 'off', true), "
+            "set_config('enable_material', 'off', true), "
+            "set_config('enable_seqscan', 'off', true)"
+        )
+
     async def _lock_states(self, keys: list[Key]) -> Sequence[Any]:
         def build() -> str:
             source, _ = self._unnest(product_state, ("site_id", "id"), alias="k")
@@ -382,31 +400,22 @@ class PostgresBulk(Bulk):
 
         await self._run(self._statement("insert_history", build), rows)
 
-    @staticmethod
-    def _span(rows: list[Any]) -> tuple[Any, Any]:
-        """The earliest and latest `observed_at` (third value): bounds that let the planner
-        skip the partitions no row is in."""
-        times = [row[2] for row in rows]
-        return min(times), max(times)
-
     def _history_by_key(self, names: Sequence[str]) -> str:
         source, _ = self._unnest(price_observations, names)
-        first = len(names) + 1
         sets = ", ".join(f"{n} = u.{n}" for n in names[3:])
         return (
             f"UPDATE price_observations AS o SET {sets} FROM {source} "
             "WHERE o.site_id = u.site_id AND o.product_id = u.product_id "
-            f"AND o.observed_at = u.observed_at "
-            f"AND o.observed_at BETWEEN ${first} AND ${first + 1}"
+            "AND o.observed_at = u.observed_at"
         )
 
     async def _update_history(self, rows: list[Any]) -> None:
         sql = self._statement("update_history", lambda: self._history_by_key(HISTORY_COLUMNS))
-        await self._run(sql, rows, *self._span(rows))
+        await self._run(sql, rows)
 
     async def _extend_history(self, rows: list[Any]) -> None:
         sql = self._statement("extend_history", lambda: self._history_by_key(_HISTORY_SEEN))
-        await self._run(sql, rows, *self._span(rows))
+        await self._run(sql, rows)
 
     async def _delete_history(self, rows: list[Any]) -> None:
         def build() -> str:
@@ -415,10 +424,10 @@ class PostgresBulk(Bulk):
             return (
                 f"DELETE FROM price_observations AS o USING {source} "
                 "WHERE o.site_id = u.site_id AND o.product_id = u.product_id "
-                "AND o.observed_at = u.observed_at AND o.observed_at BETWEEN $4 AND $5"
+                "AND o.observed_at = u.observed_at"
             )
 
-        await self._run(self._statement("delete_history", build), rows, *self._span(rows))
+        await self._run(self._statement("delete_history", build), rows)
 
     async def _upsert_matches(self, rows: list[Any]) -> None:
         def build() -> str:

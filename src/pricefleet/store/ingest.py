@@ -159,6 +159,7 @@ async def ingest(conn: AsyncConnection, sightings: Sequence[Sighting]) -> Ingest
     if not sightings:
         return IngestResult(0, 0, 0, 0)
     bulk = Bulk.of(conn)
+    await bulk.start()
 
     # Per product: every sighting's (time, state), the newest sighting and the span seen.
     by_product: dict[Key, list[tuple[datetime, State]]] = {}
