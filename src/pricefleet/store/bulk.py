@@ -11,8 +11,9 @@ skip work a value does not need (an aware UTC time on PostgreSQL is sent as it i
 lists come from `tables`, never typed twice.
 
 The steps are narrow where the batch is: a sighting that confirms a product's state moves only
-`last_seen` (`extend_states`, `extend_history`: four values a row), and only products whose
-metadata changed have their wide `products` row written (`update_products`).
+the state row's `last_seen` (`extend_states`: three values a row), a history row's end is set
+by `extend_history` (four), and only products whose metadata changed have their wide
+`products` row written (`update_products`).
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ when a newer sighting brings other metadata than the stored one (`meta_hash`). O
 replayed sightings take a slower path that reads the affected slice of history per product;
 the result is the same rows in any order.
 
+The current history row's `last_seen` is kept on the state row only (a confirming sighting
+writes one narrow row); it is written to the history row when that row stops being current.
+`history()` and the cold path read it from the state row.
+
 Writers racing on the same products serialise on the state rows `lock_states` locks, in key
 order, before anything of theirs is written. A product new to both waits on the `products`
 insert of whichever came first, and the second then locks the state row the first wrote.

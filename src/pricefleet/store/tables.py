@@ -130,7 +130,9 @@ products = Table(
 
 #: What a sighting moves: one narrow row per product (migration 0005). Ingest rewrites it on
 #: every sighting (`last_seen`) and on every price change; the wide `products` row only when
-#: the product's metadata changes (`meta_hash`, a hash of the metadata as last stored).
+#: the product's metadata changes (`meta_hash`, a hash of the metadata as last stored). Its
+#: `last_seen` is also that of the product's current history row, whose stored `last_seen`
+#: is brought up to date only when the row stops being current (see `store/ingest.py`).
 product_state = Table(
     "product_state",
     metadata,
