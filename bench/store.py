@@ -94,6 +94,8 @@ BACKENDS_ENV = "PRICEFLEET_BENCH_STORE_BACKENDS"
 KEEP_ENV = "PRICEFLEET_BENCH_STORE_KEEP"
 #: Spread the crawl's days over this many calendar days (default: one day apart).
 SPAN_ENV = "PRICEFLEET_BENCH_STORE_SPAN_DAYS"
+#: Concurrent writers on PostgreSQL during the load (SQLite has one writer at a time).
+WRITERS_ENV = "PRICEFLEET_BENCH_STORE_WRITERS"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 BACKENDS = ("sqlite", "postgresql")
 
@@ -629,6 +631,8 @@ class Backend:
     updated: int = 0
     deleted: int = 0
     server_pids: Callable[[], Awaitable[list[int]]] | None = None
+    #: Concurrent writers during the load: consecutive batches (other sites) ingested at once.
+    writers: int = 1
     reads: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     read_rounds: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     read_rows: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
@@ -815,6 +819,28 @@ async def load(
     changed_total = 0
     number = 0
     began = time.perf_counter()
+    # Batches waiting for a backend's concurrent writers (PostgreSQL with --writers N).
+    waiting: dict[str, list[list[Sighting]]] = defaultdict(list)
+
+    async def ingest(backend: Backend, batches: list[list[Sighting]], day: int) -> None:
+        """Ingest `batches` concurrently (one writer each) and record each batch's share of
+        the elapsed time."""
+        pids = await backend.server_pids() if backend.server_pids else []
+        server_before = cpu_seconds(pids)
+        cpu_before = time.process_time()
+        start = time.perf_counter()
+        results = await asyncio.gather(*(backend.store.ingest(batch) for batch in batches))
+        seconds = time.perf_counter() - start
+        backend.cpu_client += time.process_time() - cpu_before
+        backend.cpu_server += cpu_seconds(pids) - server_before
+        for result in results:
+            backend.batch_seconds.append(seconds / len(batches))
+            backend.batch_rows.append(result.observations_inserted)
+            backend.batch_day.append(day)
+            backend.inserted += result.observations_inserted
+            backend.updated += result.observations_updated
+            backend.deleted += result.observations_deleted
+
     for day in range(plan.days):
         day_began = time.perf_counter()
         tick = time.perf_counter()
@@ -823,24 +849,19 @@ async def load(
             changed_total += changed
             order = backends if number % 2 == 0 else backends[::-1]
             for backend in order:
-                pids = await backend.server_pids() if backend.server_pids else []
-                server_before = cpu_seconds(pids)
-                cpu_before = time.process_time()
-                start = time.perf_counter()
-                result = await backend.store.ingest(batch)
-                seconds = time.perf_counter() - start
-                backend.cpu_client += time.process_time() - cpu_before
-                backend.cpu_server += cpu_seconds(pids) - server_before
-                backend.batch_seconds.append(seconds)
-                backend.batch_rows.append(result.observations_inserted)
-                backend.batch_day.append(day)
-                backend.inserted += result.observations_inserted
-                backend.updated += result.observations_updated
-                backend.deleted += result.observations_deleted
+                queue = waiting[backend.name]
+                queue.append(batch)
+                if len(queue) >= backend.writers:
+                    await ingest(backend, queue, day)
+                    queue.clear()
             number += 1
             if number == 1:
                 upkeep_seconds += await upkeep(False)
             tick = time.perf_counter()
+        for backend in backends:
+            if waiting[backend.name]:
+                await ingest(backend, waiting[backend.name], day)
+                waiting[backend.name].clear()
         upkeep_seconds += await upkeep(True)
         spent = {
             b.name: sum(s for s, d in zip(b.batch_seconds, b.batch_day, strict=True) if d == day)
@@ -1105,14 +1126,16 @@ def jsonable(value: Any) -> Any:
 # --- profiling ----------------------------------------------------------------------------------
 
 _STATEMENTS = (
-    ("upsert products", re.compile(r"^\s*INSERT INTO products\b", re.I)),
+    ("insert products", re.compile(r"^\s*INSERT INTO products\b", re.I)),
+    ("update products (metadata)", re.compile(r"^\s*UPDATE products\b", re.I)),
     ("upsert matches", re.compile(r"^\s*INSERT INTO matches\b", re.I)),
     ("insert history", re.compile(r"^\s*INSERT INTO price_observations\b", re.I)),
     ("update history", re.compile(r"^\s*UPDATE price_observations\b", re.I)),
     ("delete history", re.compile(r"^\s*DELETE FROM price_observations\b", re.I)),
-    ("update product state", re.compile(r"^\s*UPDATE products\b", re.I)),
-    ("read latest rows", re.compile(r"^\s*SELECT\b.*\bFROM price_observations\b", re.I | re.S)),
-    ("read product state", re.compile(r"^\s*SELECT\b.*\bFROM products\b", re.I | re.S)),
+    ("insert product state", re.compile(r"^\s*INSERT INTO product_state\b", re.I)),
+    ("update product state", re.compile(r"^\s*UPDATE product_state\b", re.I)),
+    ("lock + read product state", re.compile(r"^\s*SELECT\b.*\bproduct_state\b", re.I | re.S)),
+    ("read history slice", re.compile(r"^\s*SELECT\b.*\bFROM price_observations\b", re.I | re.S)),
     ("transaction", re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK)", re.I)),
 )
 
@@ -1349,6 +1372,7 @@ async def _run(options: Options) -> dict[str, Any]:
             if pg_store is not None:
                 postgres = Backend("postgresql", pg_store, f"PostgreSQL {facts['version']}")
                 postgres.server_pids = cached_pids
+                postgres.writers = int(os.environ.get(WRITERS_ENV) or 1)
                 backends.append(postgres)
             for backend in backends:
                 await backend.store.upgrade()
@@ -1432,6 +1456,7 @@ async def _run(options: Options) -> dict[str, Any]:
             "spacing_days": plan.spacing / timedelta(days=1),
             "backends": list(wanted),
             "kept_as": keep,
+            "postgresql_writers": int(os.environ.get(WRITERS_ENV) or 1),
         },
         "versions": {
             "sqlite": sqlite3.sqlite_version,
@@ -1685,6 +1710,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="spread the crawl's days over this many calendar days (trending windows)",
     )
     parser.add_argument(
+        "--writers",
+        type=int,
+        default=None,
+        help="PostgreSQL ingests this many consecutive batches (other sites) concurrently, "
+        "through its connection pool (default 1; SQLite always has one writer)",
+    )
+    parser.add_argument(
         "--change-rate",
         type=float,
         default=None,
@@ -1711,6 +1743,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[KEEP_ENV] = args.keep
     if args.span_days is not None:
         os.environ[SPAN_ENV] = repr(args.span_days)
+    if args.writers is not None:
+        if not 1 <= args.writers <= 5:
+            parser.error("--writers must be between 1 and 5 (the store's pool)")
+        os.environ[WRITERS_ENV] = str(args.writers)
     from bench.__main__ import RESULTS
     from bench.__main__ import main as bench_main
 
@@ -1719,6 +1755,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         or args.days is not None
         or args.change_rate is not None
         or args.keep is not None
+        or args.writers is not None
     ) and "--quick" not in rest
     date = datetime.now(UTC).strftime("%Y-%m-%d")
     default = RESULTS / f"store-{date}.json"
@@ -1733,6 +1770,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tag += f"-change{args.change_rate:g}" if args.change_rate is not None else ""
             tag += f"-span{args.span_days:g}" if args.span_days is not None else ""
             tag += f"-{args.backends.replace(',', '-')}" if args.backends is not None else ""
+            tag += f"-writers{args.writers}" if args.writers is not None else ""
             tag += f"-{args.keep}" if args.keep is not None else ""
             tag += f"-{datetime.now(UTC):%H%M}"
             target = default.with_name(f"store-{tag}-{date}.json")

@@ -16,6 +16,8 @@ SELECT create_reference_table('sites');
 
 -- Site-keyed data, hashed on site_id and colocated with products.
 SELECT create_distributed_table('products', 'site_id');
+-- Each product's narrow state row (migration 0005), written by every sighting: colocated.
+SELECT create_distributed_table('product_state', 'site_id', colocate_with => 'products');
 SELECT create_distributed_table('categories', 'site_id', colocate_with => 'products');
 SELECT create_distributed_table('matches', 'site_id', colocate_with => 'products');
 SELECT create_distributed_table('fetch_state', 'site_id', colocate_with => 'products');

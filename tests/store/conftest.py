@@ -9,6 +9,8 @@ import pytest
 
 from pricefleet.store.base import Store
 from pricefleet.store.sharded import ShardedStore
+from pricefleet.store.sql import SqlStore
+from pricefleet.store.sqlite import SqliteStore
 from tests.servers import create_database, drop_database, pg_url
 
 
@@ -35,6 +37,27 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         return
     name = await create_database()
     store = Store.from_url(pg_url(name))
+    try:
+        await store.upgrade()
+        yield store
+    finally:
+        await store.close()
+        await drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
+    """A migrated single-database store."""
+    if request.param == "sqlite":
+        store: SqlStore = SqliteStore.create(f"sqlite:///{tmp_path / 'pf.db'}")
+        await store.upgrade()
+        yield store
+        await store.close()
+        return
+    from pricefleet.store.postgres import PostgresStore
+
+    name = await create_database()
+    store = PostgresStore.create(pg_url(name))
     try:
         await store.upgrade()
         yield store

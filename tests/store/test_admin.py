@@ -29,7 +29,7 @@ from pricefleet.store.postgres import PostgresStore
 from pricefleet.store.records import Sighting
 from pricefleet.store.sharded import ShardedStore
 from pricefleet.store.sql import SqlStore
-from pricefleet.store.tables import price_observations, products
+from pricefleet.store.tables import price_observations, product_state, products
 from tests.servers import create_database, drop_database, pg_url, require_program
 from tests.store.factories import SITES, T0, sighting
 
@@ -114,10 +114,21 @@ async def _ingest_runs(store: Store, runs: dict[tuple[str, str], list[tuple[floa
 
 
 async def _everything(store: SqlStore) -> dict[tuple[str, str], Any]:
-    """Every product row and its whole history, read straight from the tables, by product."""
+    """Every product row (with its state row) and its whole history, read straight from the
+    tables, by product."""
     obs = price_observations.c
     async with store.writer.connect() as conn:
-        rows = await conn.execute(select(products).order_by(products.c.site_id, products.c.id))
+        state = [c for c in product_state.c if c.name not in ("site_id", "id")]
+        rows = await conn.execute(
+            select(products, *state)
+            .join_from(
+                products,
+                product_state,
+                (product_state.c.site_id == products.c.site_id)
+                & (product_state.c.id == products.c.id),
+            )
+            .order_by(products.c.site_id, products.c.id)
+        )
         found = {(r.site_id, r.id): {"product": dict(r._mapping), "history": []} for r in rows}
         history = await conn.execute(
             select(price_observations).order_by(obs.site_id, obs.product_id, obs.observed_at)

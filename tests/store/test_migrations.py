@@ -2,37 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy import text
 
 from pricefleet.store.migrate import head_revision, schema_diff
 from pricefleet.store.sql import SqlStore
-from pricefleet.store.sqlite import SqliteStore
-from tests.servers import create_database, drop_database, pg_url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStore]:
-    """A migrated single-database store."""
-    if request.param == "sqlite":
-        store: SqlStore = SqliteStore.create(f"sqlite:///{tmp_path / 'pf.db'}")
-        await store.upgrade()
-        yield store
-        await store.close()
-        return
-    from pricefleet.store.postgres import PostgresStore
-
-    name = await create_database()
-    store = PostgresStore.create(pg_url(name))
-    try:
-        await store.upgrade()
-        yield store
-    finally:
-        await store.close()
-        await drop_database(name)
 
 
 async def test_migrations_build_exactly_the_tables_in_code(sql_store: SqlStore) -> None:

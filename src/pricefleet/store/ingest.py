@@ -1,20 +1,30 @@
-"""The write hot path: upsert products, then record their sightings change-only, in one transaction.
+"""The write hot path: record a batch of sightings change-only, in one transaction.
 
-Batch-shaped: one product upsert, one read of every product's latest history row, one statement
-per kind of change (`bulk` sends each as a single array statement on PostgreSQL and an
-`executemany` on SQLite). Out-of-order and replayed sightings take a slower path that reads
-the affected slice of history per product; the result is the same rows in any order. Writers
-racing on the same products serialise on the product rows the upsert locks (keys are sorted,
-so two batches never wait on each other in a cycle).
+Batch-shaped: one read (and lock) of every product's narrow state row, which holds what the
+merge needs of its latest history row (start, state; its `last_seen` is the product's), then
+one statement per kind of change (`bulk` sends each as a single array statement on PostgreSQL
+and an `executemany` on SQLite). The wide `products` row is written only for new products and
+when a newer sighting brings other metadata than the stored one (`meta_hash`). Out-of-order and
+replayed sightings take a slower path that reads the affected slice of history per product;
+the result is the same rows in any order.
+
+The current history row's `last_seen` is kept on the state row only (a confirming sighting
+writes one narrow row); it is written to the history row when that row stops being current.
+`history()` and the cold path read it from the state row.
+
+Writers racing on the same products serialise on the state rows `lock_states` locks, in key
+order, before anything of theirs is written. A product new to both waits on the `products`
+insert of whichever came first, and the second then locks the state row the first wrote.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import and_, select
 from sqlalchemy.engine import Row as SqlRow
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -38,8 +48,9 @@ def _state(observation: PriceObservation) -> State:
         regular_price=observation.regular_price,
         is_discounted=observation.is_discounted,
         unit_price=observation.unit_price,
-        unit=observation.unit.value if observation.unit else None,
-        availability=observation.availability.value,
+        # `_value_`: the enum's value without the `value` property's descriptor call.
+        unit=observation.unit._value_ if observation.unit else None,
+        availability=observation.availability._value_,
         shop_unit_price=observation.shop_unit_price,
         shop_unit=observation.shop_unit,
     )
@@ -52,33 +63,13 @@ def _aware(at: datetime) -> datetime:
     return at if at.tzinfo is UTC else at.astimezone(UTC)
 
 
-def _row_of(values: Sequence[Any]) -> Row:
-    """A timeline row from history values in `HISTORY_COLUMNS` order."""
-    return Row(observed_at=values[2], state=State(*values[4:]), last_seen=values[3])
-
-
 def _history(key: Key, row: Row) -> tuple[Any, ...]:
-    return (key[0], key[1], row.observed_at, row.last_seen, *_state_values(row.state))
+    """A history row in `HISTORY_COLUMNS` order."""
+    return (key[0], key[1], row.observed_at, row.last_seen, *row.state)
 
 
-def _state_values(state: State) -> tuple[Any, ...]:
-    return (
-        state.price,
-        state.currency,
-        state.regular_price,
-        state.is_discounted,
-        state.unit_price,
-        state.unit,
-        state.availability,
-        state.shop_unit_price,
-        state.shop_unit,
-    )
-
-
-def _product_row(
-    product: Product, gtin: str | None, first: datetime, last: datetime
-) -> tuple[Any, ...]:
-    """An upsert row in `PRODUCT_COLUMNS` order."""
+def _product_row(product: Product, gtin: str | None) -> tuple[Any, ...]:
+    """A product row in `PRODUCT_COLUMNS` order."""
     return (
         product.site_id,
         product.id,
@@ -92,14 +83,43 @@ def _product_row(
         product.size_unit.value if product.size_unit else None,
         product.image_url,
         product.raw,
-        first,
-        last,
     )
 
 
-async def _cold_slice(conn: AsyncConnection, key: Key, earliest: datetime) -> list[Row]:
+_HASH_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def _meta_hash(product: Product) -> int:
+    """A 64-bit hash of the metadata a product row holds (`META_COLUMNS`), as a signed BIGINT.
+
+    Equal metadata always hashes equal; metadata written differently but stored the same
+    (`1.0` and `1.00`) may not, which costs one needless rewrite of the row, never a lost one.
+    """
+    data = orjson.dumps(
+        (
+            product.url,
+            product.name,
+            product.brand,
+            product.gtin,
+            product.sku,
+            product.category_id,
+            product.size_value,
+            product.size_unit,
+            product.image_url,
+            product.raw,
+        ),
+        default=str,
+        option=_HASH_OPTIONS,
+    )
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
+
+
+async def _cold_slice(
+    conn: AsyncConnection, key: Key, earliest: datetime, current: datetime, last_seen: datetime
+) -> list[Row]:
     """Replays and late sightings: the latest row strictly before `earliest` and every row
-    from it on."""
+    from it on; the current row (starting at `current`) ends at the product's `last_seen`
+    (its stored `last_seen` may be older: see `ingest`)."""
     obs = price_observations.c
     mine = and_(obs.site_id == key[0], obs.product_id == key[1])
     later = await conn.execute(select(price_observations).where(mine, obs.observed_at >= earliest))
@@ -109,7 +129,8 @@ async def _cold_slice(conn: AsyncConnection, key: Key, earliest: datetime) -> li
         .order_by(obs.observed_at.desc())
         .limit(1)
     )
-    return [_core_row(r) for r in [*before, *later]]
+    rows = [_core_row(r) for r in [*before, *later]]
+    return [Row(r.observed_at, r.state, last_seen) if r.observed_at == current else r for r in rows]
 
 
 def _core_row(record: SqlRow[Any]) -> Row:
@@ -123,6 +144,12 @@ def _core_row(record: SqlRow[Any]) -> Row:
 
 def _latest(stored: list[Row], change: Changes) -> Row | None:
     """The newest history row once `change` is applied to `stored`."""
+    if len(stored) <= 1 and not change.deletes:  # the hot path: no dict needed
+        latest = stored[0] if stored else None
+        for row in (*change.updates, *change.inserts):
+            if latest is None or row.observed_at >= latest.observed_at:
+                latest = row
+        return latest
     rows = {row.observed_at: row for row in stored}
     for at in change.deletes:
         rows.pop(at, None)
@@ -136,72 +163,167 @@ async def ingest(conn: AsyncConnection, sightings: Sequence[Sighting]) -> Ingest
     if not sightings:
         return IngestResult(0, 0, 0, 0)
     bulk = Bulk.of(conn)
+    await bulk.start()
 
     # Per product: every sighting's (time, state), the newest sighting and the span seen.
-    by_product: dict[Key, list[tuple[datetime, State]]] = defaultdict(list)
+    by_product: dict[Key, list[tuple[datetime, State]]] = {}
     newest: dict[Key, tuple[datetime, Product]] = {}
     first_seen: dict[Key, datetime] = {}
     for sighting in sightings:
         product, observation = sighting.product, sighting.observation
         key = (product.site_id, product.id)
-        seen = _aware(observation.observed_at)
-        by_product[key].append((seen, _state(observation)))
+        seen = observation.observed_at
+        if seen.tzinfo is not UTC:
+            seen = _aware(seen)
+        point = (seen, _state(observation))
         known = newest.get(key)
         if known is None:
             newest[key] = (seen, product)
             first_seen[key] = seen
+            by_product[key] = [point]
         else:
+            by_product[key].append(point)
             if seen > known[0]:
                 newest[key] = (seen, product)
             if seen < first_seen[key]:
                 first_seen[key] = seen
     keys = sorted(newest)
-    gtins = {key: normalize_gtin(newest[key][1].gtin) for key in keys}
-    await bulk.upsert_products(
-        [_product_row(newest[k][1], gtins[k], first_seen[k], newest[k][0]) for k in keys]
-    )
 
-    # The stored rows each merge needs; the latest row suffices for sightings newer than it.
-    slices: dict[Key, list[Row]] = {key: [] for key in keys}
-    for key, changed_at, latest in await bulk.current(keys):
-        if changed_at is None:
-            continue  # no history yet
-        # Strictly before: a sighting at the latest row's own instant may tie-break with it
-        # and then has to see the row before as well.
-        if changed_at < first_seen[key] and latest is not None:
-            slices[key] = [_row_of(latest)]
-        else:
-            slices[key] = await _cold_slice(conn, key, first_seen[key])
+    # Lock (and read) the products' state rows; new products get their rows inserted first.
+    stored: dict[Key, tuple[Any, ...]] = {(r[0], r[1]): r for r in await bulk.lock_states(keys)}
+    hashes = {key: _meta_hash(newest[key][1]) for key in keys}
+    written: dict[Key, str | None] = {}  # products whose metadata this batch writes: their GTIN
+    missing = [key for key in keys if key not in stored]
+    created: set[Key] = set()
+    if missing:
+        gtins = {key: normalize_gtin(newest[key][1].gtin) for key in missing}
+        created = await bulk.insert_products(
+            [_product_row(newest[key][1], gtins[key]) for key in missing]
+        )
+        written.update((key, gtins[key]) for key in created)
+        others = [key for key in missing if key not in created]
+        if others:  # another writer inserted them first: their state rows are there now
+            stored.update(((r[0], r[1]), r) for r in await bulk.lock_states(others))
+    changed_meta = []
+    for key in keys:
+        row = stored.get(key)
+        if key in created:
+            continue
+        # A products row without a state row (none is written so) is overwritten too.
+        if row is None or (newest[key][0] >= row[3] and row[14] != hashes[key]):
+            gtin = normalize_gtin(newest[key][1].gtin)
+            written[key] = gtin
+            changed_meta.append(_product_row(newest[key][1], gtin))
+    await bulk.update_products(changed_meta)
 
     inserts: list[tuple[Any, ...]] = []
     updates: list[tuple[Any, ...]] = []
+    extends: list[tuple[Any, ...]] = []
     deletes: list[tuple[str, str, datetime]] = []
-    states: list[tuple[Any, ...]] = []
+    new_states: list[tuple[Any, ...]] = []
+    full_states: list[tuple[Any, ...]] = []
+    seen_states: list[tuple[Any, ...]] = []
+    price_changes: list[tuple[str, str]] = []
     for key in keys:
-        stored = slices[key]
-        change = merge(stored, by_product[key])
-        if change.empty:
-            continue
-        inserts.extend(_history(key, row) for row in change.inserts)
-        updates.extend(_history(key, row) for row in change.updates)
-        deletes.extend((key[0], key[1], at) for at in change.deletes)
-        before = _latest(stored, Changes([], [], []))
-        after = _latest(stored, change)
-        if after is not None and (
-            before is None or (before.observed_at, before.state) != (after.observed_at, after.state)
+        row = stored.get(key)
+        first, last = first_seen[key], newest[key][0]
+        points = by_product[key]
+        meta_hash = hashes[key] if key in written else row[14] if row is not None else None
+        if row is not None and row[4] is not None and row[4] < first and len(points) == 1:
+            # The hot path (merge's own, inlined): one sighting after the current history row
+            # began. Strictly after its start: a sighting at the row's own instant may
+            # tie-break with it and must see the row before as well (the cold path).
+            at, state = points[0]
+            same = state == row[5:14]
+            if at > row[3] or not same:
+                if at <= row[3]:
+                    pass  # a late sighting of another state inside the run: the merge decides
+                elif same:  # confirmed: only last_seen moves, on the state row alone
+                    if meta_hash == row[14]:
+                        seen_states.append((key[0], key[1], at))
+                    else:
+                        full_states.append((key[0], key[1], row[2], at, row[4], *state, meta_hash))
+                    continue
+                else:  # changed: the current row ends where the product was last seen
+                    extends.append((key[0], key[1], row[4], row[3]))
+                    inserts.append((key[0], key[1], at, at, *state))
+                    full_states.append((key[0], key[1], row[2], at, at, *state, meta_hash))
+                    price_changes.append(key)
+                    continue
+            elif meta_hash == row[14]:
+                continue  # a replay inside the run: nothing to write
+        before: Row | None = None
+        if row is None or row[4] is None:
+            window: list[Row] = []  # no history yet
+        elif row[4] < first:
+            before = Row(row[4], State(*row[5:14]), row[3])
+            window = [before]
+        else:
+            window = await _cold_slice(conn, key, first, row[4], row[3])
+            before = _latest(window, _NO_CHANGE)
+        change = merge(window, points)
+        after = _latest(window, change) if not change.empty else before
+        if not change.empty:
+            inserts.extend(_history(key, r) for r in change.inserts)
+            deletes.extend((key[0], key[1], at) for at in change.deletes)
+            old = {r.observed_at: r.state for r in window}
+            for r in change.updates:
+                if old.get(r.observed_at) != r.state:
+                    updates.append(_history(key, r))
+                elif after is None or r.observed_at != after.observed_at:
+                    extends.append((key[0], key[1], r.observed_at, r.last_seen))
+                # else: the current row's last_seen, kept on the state row only
+        if (
+            before is not None
+            and after is not None
+            and before.observed_at != after.observed_at
+            and before.observed_at not in change.deletes
+            and not any(r.observed_at == before.observed_at for r in change.updates)
         ):
-            states.append((key[0], key[1], after.observed_at, *_state_values(after.state)))
+            # The row that was current is not any more: its last_seen, until now kept on the
+            # state row only, is written to it.
+            extends.append((key[0], key[1], before.observed_at, before.last_seen))
+        if row is None:
+            assert after is not None  # a batch always leaves a row
+            new_states.append(_state_row(key, first, last, after, meta_hash))
+            price_changes.append(key)
+            continue
+        first, last = min(first, row[2]), max(last, row[3])
+        moved = after is not None and (
+            before is None or (before.observed_at, before.state) != (after.observed_at, after.state)
+        )
+        if moved:
+            price_changes.append(key)
+        if moved or meta_hash != row[14] or first != row[2]:
+            assert after is not None
+            full_states.append(_state_row(key, first, last, after, meta_hash))
+        elif last != row[3]:
+            seen_states.append((key[0], key[1], last))
     await bulk.delete_history(deletes)
     await bulk.insert_history(inserts)
     await bulk.update_history(updates)
-    await bulk.update_states(states)
+    await bulk.extend_history(extends)
+    await bulk.insert_states(new_states)
+    await bulk.update_states(full_states)
+    await bulk.extend_states(seen_states)
+    # Match rows follow the GTIN: only products whose metadata was written can have new ones.
     await bulk.upsert_matches(
-        [(k[0], k[1], gtin_group(g), "gtin", 1.0) for k, g in gtins.items() if g]
+        [(k[0], k[1], gtin_group(g), "gtin", 1.0) for k, g in sorted(written.items()) if g]
     )
     return IngestResult(
         products=len(keys),
         observations_inserted=len(inserts),
         observations_deleted=len(deletes),
-        observations_updated=len(updates),
-        price_changes=[(s[0], s[1]) for s in states],
+        observations_updated=len(updates) + len(extends),
+        price_changes=price_changes,
     )
+
+
+_NO_CHANGE = Changes([], [], [])
+
+
+def _state_row(
+    key: Key, first: datetime, last: datetime, current: Row, meta_hash: int | None
+) -> tuple[Any, ...]:
+    """A `STATE_ROW` of a product whose latest history row is `current`."""
+    return (key[0], key[1], first, last, current.observed_at, *current.state, meta_hash)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from pricefleet.store.query import SEARCH_CANDIDATES
 from pricefleet.store.records import Direction, SearchHit
-from pricefleet.store.sql import _DEFAULT_FIELDS, SqlStore
+from pricefleet.store.sql import SqlStore, _default_columns_sql
 
 __all__ = ["PostgresStore", "async_url"]
 
@@ -93,7 +93,7 @@ class PostgresStore(SqlStore):
     async def _search(
         self, conn: AsyncConnection, words: list[str], limit: int, site_id: str | None, fuzzy: bool
     ) -> list[SearchHit]:
-        columns = ", ".join(f"p.{name}" for name in _DEFAULT_FIELDS)
+        columns = _default_columns_sql("p", "st")
         site_clause = "AND p.site_id = :site" if site_id is not None else ""
         # Words are [a-z0-9]+ only, so the tsquery text cannot carry operators of its own.
         tsquery = " & ".join([*words[:-1], f"{words[-1]}:*"])
@@ -107,6 +107,7 @@ class PostgresStore(SqlStore):
             f"WHERE p.search @@ q {site_clause} LIMIT :candidates"
             ") c ORDER BY c.score DESC, c.site_id, c.id LIMIT :limit"
             ") s JOIN products p ON p.site_id = s.site_id AND p.id = s.id "
+            "JOIN product_state st ON st.site_id = p.site_id AND st.id = p.id "
             "ORDER BY s.score DESC, p.site_id, p.id"
         ).columns(*self._columns(None))
         params: dict[str, Any] = {
@@ -121,7 +122,8 @@ class PostgresStore(SqlStore):
             await conn.execute(text(f"SET LOCAL pg_trgm.word_similarity_threshold = {FUZZY}"))
             similar = text(
                 f"SELECT {columns}, word_similarity(:q, pf_unaccent(p.name)) AS score "
-                f"FROM products p WHERE :q <% pf_unaccent(p.name) {site_clause} "
+                "FROM products p JOIN product_state st ON st.site_id = p.site_id AND st.id = p.id "
+                f"WHERE :q <% pf_unaccent(p.name) {site_clause} "
                 "ORDER BY score DESC, p.site_id, p.id LIMIT :limit"
             ).columns(*self._columns(None))
             params["q"] = " ".join(words)

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal, select, tuple_, update
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select, tuple_, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -48,24 +48,53 @@ from pricefleet.store.records import (
     url_hash,
 )
 from pricefleet.store.tables import (
+    STATE_COLUMNS,
     categories,
     fetch_state,
     matches,
     price_observations,
+    product_state,
     products,
 )
 from pricefleet.store.tables import sites as sites_table
 
 __all__ = ["PRODUCT_FIELDS", "SqlStore"]
 
+#: Where each field of a product read comes from: its metadata row or its state row.
+_FIELD_COLUMNS: dict[str, Any] = {
+    **{c.name: c for c in products.columns},
+    **{c.name: c for c in product_state.columns if c.name not in ("site_id", "id", "meta_hash")},
+}
 #: Fields a product read can return (`fields=` selects among them); `raw` only when asked.
-PRODUCT_FIELDS: tuple[str, ...] = tuple(c.name for c in products.columns)
+PRODUCT_FIELDS: tuple[str, ...] = (
+    *(c.name for c in products.columns if c.name != "raw"),
+    "first_seen",
+    "last_seen",
+    "raw",
+    *STATE_COLUMNS,
+    "price_changed_at",
+)
 _DEFAULT_FIELDS = tuple(f for f in PRODUCT_FIELDS if f != "raw")
+#: A product with its state: every product has exactly one state row (ingest writes both).
+_LISTED = products.join(
+    product_state,
+    and_(product_state.c.site_id == products.c.site_id, product_state.c.id == products.c.id),
+)
+
+
+def _default_columns_sql(product: str = "p", state: str = "s") -> str:
+    """The default fields as a raw SQL select list, each from its table's alias."""
+    return ", ".join(
+        f"{product if _FIELD_COLUMNS[name].table is products else state}.{name}"
+        for name in _DEFAULT_FIELDS
+    )
+
+
 _SORTS = {
     SortKey.NAME: products.c.name,
-    SortKey.PRICE: products.c.price,
-    SortKey.UNIT_PRICE: products.c.unit_price,
-    SortKey.LAST_SEEN: products.c.last_seen,
+    SortKey.PRICE: product_state.c.price,
+    SortKey.UNIT_PRICE: product_state.c.unit_price,
+    SortKey.LAST_SEEN: product_state.c.last_seen,
 }
 #: Sort keys some products have no value of (sorted as NULL_LAST).
 _NULLABLE_SORTS = (SortKey.PRICE, SortKey.UNIT_PRICE)
@@ -246,20 +275,14 @@ class SqlStore(Store):
         if not product_ids:
             return 0
         ids = sorted(set(product_ids))
-        prod, obs = products.c, price_observations.c
-        mine = and_(prod.site_id == site_id, prod.id.in_(ids))
+        state = product_state.c
+        mine = and_(state.site_id == site_id, state.id.in_(ids))
+        # The current history row's last_seen is the state row's (see `ingest`): one update.
         async with self._write() as conn:
-            current = select(prod.site_id, prod.id, prod.price_changed_at).where(mine)
-            await conn.execute(
-                update(price_observations)
-                .where(
-                    tuple_(obs.site_id, obs.product_id, obs.observed_at).in_(current),
-                    obs.last_seen < seen_at,
-                )
-                .values(last_seen=seen_at)
-            )
             result = await conn.execute(
-                update(products).where(mine, prod.last_seen < seen_at).values(last_seen=seen_at)
+                update(product_state)
+                .where(mine, state.last_seen < seen_at)
+                .values(last_seen=seen_at)
             )
         return int(result.rowcount or 0)
 
@@ -270,11 +293,12 @@ class SqlStore(Store):
 
         A scan of the site's products (there is no index on last_seen: every sighting moves
         it, see migration 0002); the scheduler asks every few minutes, not per request."""
-        prod = products.c
+        state = product_state.c
         query = (
-            select(prod.id, prod.url)
-            .where(prod.site_id == site_id, prod.last_seen < seen_before)
-            .order_by(prod.last_seen, prod.id)
+            select(state.id, products.c.url)
+            .select_from(_LISTED)
+            .where(state.site_id == site_id, state.last_seen < seen_before)
+            .order_by(state.last_seen, state.id)
             .limit(limit)
         )
         async with self._read() as conn:
@@ -308,15 +332,15 @@ class SqlStore(Store):
 
     async def site_summaries(self, stale_before: datetime) -> list[SiteSummary]:
         """Every registered site with its product count, stale count and newest sighting."""
-        prod = products.c
+        state = product_state.c
         counts = (
             select(
-                prod.site_id,
+                state.site_id,
                 func.count().label("products"),
-                func.count().filter(prod.last_seen < stale_before).label("stale"),
-                func.max(prod.last_seen).label("last_seen"),
+                func.count().filter(state.last_seen < stale_before).label("stale"),
+                func.max(state.last_seen).label("last_seen"),
             )
-            .group_by(prod.site_id)
+            .group_by(state.site_id)
             .subquery()
         )
         query = (
@@ -343,7 +367,7 @@ class SqlStore(Store):
         columns = [*self._columns(fields), matches.c.group_id]
         query = (
             select(*columns)
-            .select_from(products.outerjoin(matches, self._match_join()))
+            .select_from(_LISTED.outerjoin(matches, self._match_join()))
             .where(products.c.site_id == site_id, products.c.id == product_id)
         )
         async with self._read() as conn:
@@ -360,17 +384,27 @@ class SqlStore(Store):
     ) -> list[dict[str, Any]]:
         """A product's price states, oldest first; each row holds from `observed_at` on and was
         last confirmed at `last_seen`. With `since`, the state in force at `since` comes first."""
-        obs = price_observations.c
+        obs, state = price_observations.c, product_state.c
         mine = and_(obs.site_id == site_id, obs.product_id == product_id)
-        query = select(price_observations).where(mine)
+        # The current row's last_seen is kept on the product's state row (see `ingest`).
+        rows_of = select(
+            *(c for c in price_observations.c if c.name != "last_seen"),
+            case(
+                (obs.observed_at == state.price_changed_at, state.last_seen), else_=obs.last_seen
+            ).label("last_seen"),
+        ).select_from(
+            price_observations.outerjoin(
+                product_state, and_(state.site_id == obs.site_id, state.id == obs.product_id)
+            )
+        )
+        query = rows_of.where(mine)
         if until is not None:
             query = query.where(obs.observed_at <= until)
         async with self._read() as conn:
             rows: list[dict[str, Any]] = []
             if since is not None:
                 before = await conn.execute(
-                    select(price_observations)
-                    .where(mine, obs.observed_at < since)
+                    rows_of.where(mine, obs.observed_at < since)
                     .order_by(obs.observed_at.desc())
                     .limit(1)
                 )
@@ -443,14 +477,20 @@ class SqlStore(Store):
     ) -> Select[Any]:
         """One segment of a list, without its limit: the products with a value of the sort
         key, ordered by it and then identity, or (`missing`) those without, by identity."""
-        prod = products.c
+        prod = product_state.c  # identity from the state row: its index gives price order
         column = _SORTS[sort]
         if missing:
-            query = select(*self._columns(fields)).where(*where, column.is_(None))
+            query = (
+                select(*self._columns(fields)).select_from(_LISTED).where(*where, column.is_(None))
+            )
             order: list[Any] = [prod.site_id, prod.id]
             bound: list[Any] = [] if after is None else [literal(after[1]), literal(after[2])]
         else:
-            query = select(*self._columns(fields), column.label("_key")).where(*where)
+            query = (
+                select(*self._columns(fields), column.label("_key"))
+                .select_from(_LISTED)
+                .where(*where)
+            )
             if sort in _NULLABLE_SORTS:
                 query = query.where(column.is_not(None))
             order = [column, prod.site_id, prod.id]
@@ -501,7 +541,7 @@ class SqlStore(Store):
         if group_id is not None:
             query = (
                 select(*self._columns(None), matches.c.group_id)
-                .select_from(products.join(matches, self._match_join()))
+                .select_from(_LISTED.join(matches, self._match_join()))
                 .where(matches.c.group_id == group_id)
             )
             async with self._read() as conn:
@@ -549,49 +589,49 @@ class SqlStore(Store):
         self, conn: AsyncConnection, days: int, direction: Direction, limit: int, site: str | None
     ) -> list[dict[str, Any]]:
         """The live trending query: each product's price now against the one in force then."""
-        obs, prod = price_observations.c, products.c
+        obs, prod, state = price_observations.c, products.c, product_state.c
         cutoff = datetime.now(UTC) - timedelta(days=days)
         earlier = price_observations.alias("earlier")
         then = (
             select(func.max(earlier.c.observed_at))
             .where(
-                earlier.c.site_id == prod.site_id,
-                earlier.c.product_id == prod.id,
+                earlier.c.site_id == state.site_id,
+                earlier.c.product_id == state.id,
                 earlier.c.observed_at <= cutoff,
             )
-            .correlate(products)
+            .correlate(product_state)
             .scalar_subquery()
         )
-        change = (prod.price - obs.price) * 1.0 / obs.price
+        change = (state.price - obs.price) * 1.0 / obs.price
         query = (
             select(
-                prod.site_id,
-                prod.id.label("product_id"),
+                state.site_id,
+                state.id.label("product_id"),
                 prod.name,
                 obs.price.label("old_price"),
-                prod.price.label("new_price"),
+                state.price.label("new_price"),
                 obs.observed_at.label("since"),
             )
             .select_from(
-                products.join(
+                _LISTED.join(
                     price_observations,
                     and_(
-                        obs.site_id == prod.site_id,
-                        obs.product_id == prod.id,
+                        obs.site_id == state.site_id,
+                        obs.product_id == state.id,
                         obs.observed_at == then,
                     ),
                 )
             )
-            .where(prod.price.is_not(None), obs.price != prod.price)
+            .where(state.price.is_not(None), obs.price != state.price)
             .order_by(
                 change.asc() if direction is Direction.DROPS else change.desc(),
-                prod.site_id,
-                prod.id,
+                state.site_id,
+                state.id,
             )
             .limit(limit)
         )
         if site is not None:
-            query = query.where(prod.site_id == site)
+            query = query.where(state.site_id == site)
         return [dict(r._mapping) for r in await conn.execute(query)]
 
     # --- API keys and the audit log (SQL in store/keys.py) -----------------------------------
@@ -665,29 +705,29 @@ class SqlStore(Store):
     @staticmethod
     def _columns(fields: Sequence[str] | None) -> list[Any]:
         if fields is None:
-            return [products.c[f] for f in _DEFAULT_FIELDS]
+            return [_FIELD_COLUMNS[f] for f in _DEFAULT_FIELDS]
         unknown = sorted(set(fields) - set(PRODUCT_FIELDS))
         if unknown:
             raise InvalidQuery(f"unknown fields {unknown}; known: {', '.join(PRODUCT_FIELDS)}")
         wanted = dict.fromkeys(("site_id", "id", *fields))  # identity always, for cursors
-        return [products.c[f] for f in wanted]
+        return [_FIELD_COLUMNS[f] for f in wanted]
 
     @staticmethod
     def _filters(f: ProductFilter) -> list[ColumnElement[bool]]:
-        prod = products.c
+        prod, state = products.c, product_state.c
         where: list[ColumnElement[bool]] = []
         if f.site_id is not None:
-            where.append(prod.site_id == f.site_id)
+            where.append(state.site_id == f.site_id)
         if f.category_id is not None:
             where.append(prod.category_id == f.category_id)
         if f.min_price is not None:
-            where.append(prod.price >= f.min_price)
+            where.append(state.price >= f.min_price)
         if f.max_price is not None:
-            where.append(prod.price <= f.max_price)
+            where.append(state.price <= f.max_price)
         if f.min_price is not None and f.max_price is not None and f.min_price > f.max_price:
             raise InvalidQuery(f"min_price {f.min_price} is above max_price {f.max_price}")
         if f.discounted is not None:
-            where.append(prod.is_discounted == f.discounted)
+            where.append(state.is_discounted == f.discounted)
         if f.gtin is not None:
             where.append(prod.gtin == normalize_gtin(f.gtin))
         return where

@@ -17,7 +17,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from pricefleet.store.query import SEARCH_CANDIDATES
 from pricefleet.store.records import SearchHit
-from pricefleet.store.sql import _DEFAULT_FIELDS, SqlStore
+from pricefleet.store.sql import SqlStore, _default_columns_sql
 
 __all__ = ["SqliteStore"]
 
@@ -74,7 +74,7 @@ class SqliteStore(SqlStore):
     ) -> list[SearchHit]:
         # Each word quoted (no FTS5 syntax gets through), the last one as a prefix.
         match = " ".join(f'"{w}"' for w in words[:-1]) + f' "{words[-1]}"*'
-        columns = ", ".join(f"p.{name}" for name in _DEFAULT_FIELDS)
+        columns = _default_columns_sql("p", "st")
         site_join = (
             "JOIN products s ON s.rowid = products_fts.rowid AND s.site_id = :site "
             if site_id is not None
@@ -87,6 +87,7 @@ class SqliteStore(SqlStore):
             f"FROM products_fts {site_join}"
             "WHERE products_fts MATCH :match LIMIT :candidates"
             ") m JOIN products p ON p.rowid = m.rowid "
+            "JOIN product_state st ON st.site_id = p.site_id AND st.id = p.id "
             "ORDER BY m.rank, p.site_id, p.id LIMIT :limit"
         ).columns(*(self._columns(None)))
         params: dict[str, Any] = {

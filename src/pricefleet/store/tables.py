@@ -2,8 +2,11 @@
 
 Every per-site table's primary key starts with `site_id`, so the tables can be distributed by
 site (Citus, shards); the global tables (`api_keys`, `audit_log`) live on the primary only.
-Products carry their current price state beside the change-only history in
-`price_observations`, so lists and filters never have to find "the latest row".
+A product's metadata (`products`, wide: raw JSON, search indexes) and its current price state
+with `first_seen`/`last_seen` (`product_state`, narrow) are separate rows: every sighting moves
+`last_seen`, and on a narrow row that never rewrites the wide one (migration 0005). The state
+sits beside the change-only history in `price_observations`, so lists and filters never have
+to find "the latest row".
 Tables stay inside `pricefleet.store`; other packages see `pricefleet.models` records.
 """
 
@@ -37,6 +40,7 @@ __all__ = [
     "matches",
     "metadata",
     "price_observations",
+    "product_state",
     "products",
     "sites",
 ]
@@ -116,21 +120,39 @@ products = Table(
     Column("size_value", Numeric(14, 4, asdecimal=True).with_variant(Float(), "sqlite")),
     Column("size_unit", String(8)),
     Column("image_url", Text),
-    Column("first_seen", UTCDateTime, nullable=False),
-    Column("last_seen", UTCDateTime, nullable=False),
     Column("raw", JSONType),
-    # The current price state (the latest history row), kept here for lists and filters.
-    *_state_columns(nullable_price=True),
-    Column("price_changed_at", UTCDateTime),
     PrimaryKeyConstraint("site_id", "id"),
     ForeignKeyConstraint(["site_id"], ["sites.id"], ondelete="CASCADE"),
     Index(None, "gtin"),
     Index(None, "site_id", "category_id"),
+    postgresql_with={"fillfactor": 70},
+)
+
+#: What a sighting moves: one narrow row per product (migration 0005). Ingest rewrites it on
+#: every sighting (`last_seen`) and on every price change; the wide `products` row only when
+#: the product's metadata changes (`meta_hash`, a hash of the metadata as last stored). Its
+#: `last_seen` is also that of the product's current history row, whose stored `last_seen`
+#: is brought up to date only when the row stops being current (see `store/ingest.py`).
+product_state = Table(
+    "product_state",
+    metadata,
+    Column("site_id", String(64), nullable=False),
+    Column("id", String(256), nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    # The current price state (the latest history row), kept here for lists and filters.
+    *_state_columns(nullable_price=True),
+    Column("price_changed_at", UTCDateTime),
+    Column("meta_hash", BigInteger),
+    PrimaryKeyConstraint("site_id", "id"),
+    ForeignKeyConstraint(
+        ["site_id", "id"], ["products.site_id", "products.id"], ondelete="CASCADE"
+    ),
     Index(None, "price"),
     # A site's products in price order: price-sorted lists read their page from it (0003).
     Index(None, "site_id", "price", "id"),
     # No index on last_seen: every sighting moves it, and an index on it would rule out
-    # in-place (HOT) updates on PostgreSQL, where pages keep 30 % free for them (migration 0002).
+    # in-place (HOT) updates on PostgreSQL, where pages keep 30 % free for them.
     postgresql_with={"fillfactor": 70},
 )
 

@@ -47,6 +47,23 @@ class Money(TypeDecorator[Decimal]):
             return Decimal(int(value)).scaleb(-_SCALE)  # exact, with four decimals
         return Decimal(value)
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any]:
+        # Shortcuts for Decimals (what ingest sends): the same values process_bind_param gives.
+        bind = self.process_bind_param
+        if dialect.name == "sqlite":
+
+            def scaled(value: Decimal | None) -> Any:
+                if type(value) is Decimal:
+                    return int((value * _FACTOR).to_integral_value())
+                return bind(value, dialect)
+
+            return scaled
+
+        def as_is(value: Decimal | None) -> Any:
+            return value if type(value) is Decimal else bind(value, dialect)
+
+        return as_is
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A point in time, always returned timezone-aware in UTC; naive input is refused.
@@ -78,12 +95,23 @@ class UTCDateTime(TypeDecorator[datetime]):
             return result.replace(tzinfo=UTC)
         return result if result.tzinfo is UTC else result.astimezone(UTC)
 
+    # The processors below take a shortcut for aware UTC times (all ingest sends) and stored
+    # naive text; they give exactly what process_bind_param / process_result_value give.
+
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any]:
         bind = self.process_bind_param
         if dialect.name != "sqlite":
-            return lambda value: bind(value, dialect)
+
+            def as_is(value: datetime | None) -> Any:
+                if value is not None and value.tzinfo is UTC:
+                    return value
+                return bind(value, dialect)
+
+            return as_is
 
         def to_text(value: datetime | None) -> str | None:
+            if value is not None and value.tzinfo is UTC:
+                return value.isoformat(" ", "microseconds")[:-6]  # without "+00:00"
             naive = bind(value, dialect)
             return None if naive is None else naive.isoformat(" ", "microseconds")
 
@@ -91,7 +119,17 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any]:
         load = self.process_result_value
-        return lambda value: load(value, dialect)
+
+        def from_value(value: Any) -> datetime | None:
+            if type(value) is str and len(value) == _STORED_LENGTH:  # naive UTC text
+                return datetime.fromisoformat(value + "+00:00")
+            return load(value, dialect)
+
+        return from_value
+
+
+#: The length of a time as this type stores it on SQLite: `YYYY-MM-DD HH:MM:SS.ffffff`.
+_STORED_LENGTH = 26
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")

@@ -18,7 +18,7 @@ from pricefleet.config import Settings
 from pricefleet.errors import StoreError
 from pricefleet.store.admin.common import _databases, _sqlite_file
 from pricefleet.store.sql import SqlStore
-from pricefleet.store.tables import matches, price_observations, products, sites
+from pricefleet.store.tables import matches, price_observations, product_state, products, sites
 
 # --- stats -----------------------------------------------------------------------------------
 
@@ -77,7 +77,7 @@ async def _stats_one(store: SqlStore) -> dict[str, Any]:
             oldest, newest = (await conn.execute(span)).one()
             result["oldest_observation"] = oldest
             result["newest_observation"] = newest
-            result["last_seen"] = await conn.scalar(select(func.max(products.c.last_seen)))
+            result["last_seen"] = await conn.scalar(select(func.max(product_state.c.last_seen)))
             if store.dialect == "postgresql":
                 result["size_bytes"] = await conn.scalar(
                     text("SELECT pg_database_size(current_database())")
