@@ -4,7 +4,9 @@ The jsonld demo shop is exported as static files (`pricefleet demo-shop export`,
 products by default) and served by nginx on a free port. In rounds that alternate the two (the
 order rotated each round), the real `pricefleet crawl` CLI crawls it from its sitemap into a
 fresh SQLite file, and `scrapy runspider bench/scrapy_spider.py` (its own virtualenv, created on
-first use) crawls the same sitemap into JSON lines. Each crawler is one child process; its
+first use) crawls the same sitemap into JSON lines. Each crawler is one child process, started
+by the small launcher `bench/child.py` so that its peak RSS is its own (a child's `ru_maxrss`
+includes the RSS of the process that spawned it, here the benchmark with the truth loaded); its
 wall time, CPU time (user + sys, its whole process tree, from `wait4`) and peak RSS
 (`ru_maxrss`) are kept per round, with nginx's CPU beside them. Results are medians and the
 ratio pricefleet / Scrapy in products/s.
@@ -26,11 +28,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import os
 import pstats
 import re
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -43,7 +47,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 import yaml
@@ -58,6 +62,7 @@ __all__ = ["BENCHMARK", "run"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SPIDER = Path(__file__).resolve().parent / "scrapy_spider.py"
+CHILD = Path(__file__).resolve().parent / "child.py"
 RECIPE = ROOT / "recipes" / "demo-jsonld.yaml"
 PRODUCTS = 20_000
 QUICK_PRODUCTS = 2_000
@@ -182,19 +187,47 @@ def measure(
     command: Sequence[str], env: dict[str, str], log: Path
 ) -> tuple[float, float, int, int]:
     """Run `command` to its end: wall seconds, CPU seconds (user + sys of the process and the
-    children it waited for), peak RSS in KiB and exit code, all from `wait4`."""
+    children it waited for), peak RSS in KiB and exit code, the last three as `bench/child.py`
+    saw them from `wait4` (not this process's, whose RSS a child's `ru_maxrss` would include)."""
     with log.open("wb") as sink:
         began = time.perf_counter()
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
-        timer = threading.Timer(CRAWL_LIMIT_S, process.kill)
+        process, report = launch(command, env, sink, log.with_suffix(".rusage.json"))
+        timer = threading.Timer(CRAWL_LIMIT_S, _kill_group, (process,))
         timer.start()
         try:
-            _, status, usage = os.wait4(process.pid, 0)
+            process.wait()
         finally:
             timer.cancel()
         seconds = time.perf_counter() - began
-    process.returncode = code = os.waitstatus_to_exitcode(status)
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, code
+    cpu, rss_kib, code = collect(process, report)
+    return seconds, cpu, rss_kib, code
+
+
+def launch(
+    command: Sequence[str], env: dict[str, str], sink: IO[bytes], report: Path
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start `command` under `bench/child.py` (in its own process group), which writes the
+    command's own CPU time and peak RSS to `report` when it ends."""
+    report.unlink(missing_ok=True)
+    launcher = [sys.executable, "-I", str(CHILD), str(report), *command]
+    process = subprocess.Popen(
+        launcher, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
+    return process, report
+
+
+def collect(process: subprocess.Popen[bytes], report: Path) -> tuple[float, int, int]:
+    """CPU seconds, peak RSS in KiB and exit code of a launched command that has ended."""
+    try:
+        rusage = orjson.loads(report.read_bytes())
+    except FileNotFoundError:  # the launcher itself was killed (time limit)
+        return 0.0, 0, process.returncode
+    return float(rusage["cpu_seconds"]), int(rusage["peak_rss_kib"]), int(rusage["exit_code"])
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def _crawl(
@@ -296,15 +329,16 @@ def crawl_fleet(
     before = cpu_seconds(nginx.pids())
     logs = [(home / f"worker-{n}.log").open("wb") for n in range(workers)]
     began = time.perf_counter()
-    processes = [
-        subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env) for log in logs
+    launched = [
+        launch(command, env, log, home / f"worker-{n}.rusage.json") for n, log in enumerate(logs)
     ]
     cpu, rss_kib, codes = 0.0, 0, []
-    for process in processes:
-        _, status, usage = os.wait4(process.pid, 0)
-        cpu += usage.ru_utime + usage.ru_stime
-        rss_kib = max(rss_kib, usage.ru_maxrss)
-        codes.append(os.waitstatus_to_exitcode(status))
+    for process, report in launched:
+        process.wait()
+        worker_cpu, worker_rss, code = collect(process, report)
+        cpu += worker_cpu
+        rss_kib = max(rss_kib, worker_rss)
+        codes.append(code)
     seconds = time.perf_counter() - began
     after = cpu_seconds(nginx.pids())
     for log in logs:

@@ -2,10 +2,13 @@
 
 The work is a set of jobs (sitemaps, listings, API answers, product pages) run by a pool of
 tasks; the fetcher enforces the site's rate, concurrency and robots.txt, so the pool size only
-bounds memory. Sightings are written in batches; a page that fails becomes a failure record,
-never a crashed crawl. Unchanged pages (304, or the same bytes as last time) are not parsed:
-the products they show are only confirmed as still seen. The queue issue distributes these
-same jobs over workers.
+bounds memory. The frontier stays small whatever the shop's size: sitemaps and listing pages
+are held back while enough product pages are queued (a 200,000-product sitemap index is
+opened a few children at a time, not all at once), and the URLs already queued are kept as
+64-bit hashes (`SeenUrls`). Sightings are written in batches; a page that fails becomes a
+failure record, never a crashed crawl. Unchanged pages (304, or the same bytes as last time)
+are not parsed: the products they show are only confirmed as still seen. The queue issue
+distributes these same jobs over workers.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -25,6 +29,7 @@ import orjson
 from selectolax.lexbor import LexborHTMLParser
 
 from pricefleet.crawl.record import product_id, sighting
+from pricefleet.crawl.seen import SeenUrls
 from pricefleet.crawl.urls import canonical, links, same_site, sitemap_locations
 from pricefleet.errors import ExtractError, FetchError, PricefleetError
 from pricefleet.extract import Extracted, extract_product
@@ -46,6 +51,11 @@ Fetch = Callable[[str, str | None, str | None, bool], Awaitable[Response]]
 Discovered = Callable[[JobKind, Sequence[str], str], Awaitable[None]]
 #: The run (one crawl of the site) the job being processed belongs to; per asyncio task.
 _current_run: ContextVar[str] = ContextVar("pricefleet_crawl_run", default="")
+#: Jobs that only discover more jobs, many at a time (a sitemap lists up to 50,000 URLs): held
+#: back until the queue runs low, so the frontier does not grow with the shop.
+_HELD_KINDS = frozenset({JobKind.SITEMAP, JobKind.LISTING})
+#: Held jobs running at once, at most.
+_DISCOVERING = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +144,13 @@ class SiteCrawl:
         self.on_progress = on_progress
         self.report = CrawlReport(recipe.id)
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
-        self._seen: set[str] = set()
+        self._seen = SeenUrls()
+        # Discovery jobs not queued yet, and how many of them run; released by `_release`.
+        self._held: deque[Job] = deque()
+        self._discovering = 0
+        # Below this many queued jobs, held discovery jobs are let in: enough work for every
+        # task while a sitemap or listing page is fetched.
+        self._low_water = max(1000, 4 * self.tasks)
         self._sightings: list[Sighting] = []
         self._states: list[FetchState] = []
         self._touch: list[str] = []
@@ -195,19 +211,28 @@ class SiteCrawl:
             if urls:
                 await self._discovered(kind, urls, _current_run.get())
             return
-        fresh = []
-        for url in urls:
-            key = canonical(url)
-            if key not in self._seen:
-                self._seen.add(key)
-                fresh.append(key)
+        fresh = [key for key in map(canonical, urls) if self._seen.add(key)]
         if not fresh:
+            return
+        if kind in _HELD_KINDS:
+            self._held.extend(Job(kind, url) for url in fresh)
+            self._release()
             return
         known: dict[str, FetchState] = {}
         if kind in (JobKind.PRODUCT, JobKind.DETAIL):  # conditional requests pay off there
             known = await self.store.fetch_states(self.recipe.id, fresh)
         for url in fresh:
             self._queue.put_nowait(Job(kind, url, known.get(url)))
+
+    def _release(self) -> None:
+        """Queue held discovery jobs while the queue runs low and few of them are running."""
+        while (
+            self._held
+            and self._discovering < _DISCOVERING
+            and self._queue.qsize() < self._low_water
+        ):
+            self._discovering += 1
+            self._queue.put_nowait(self._held.popleft())
 
     async def _work(self) -> None:
         while True:
@@ -225,6 +250,10 @@ class SiteCrawl:
                 log.warning("crawl %s: %s on %s", self.recipe.id, exc, job.url, exc_info=True)
                 self._fail(job, type(exc).__name__, str(exc))
             finally:
+                if job.kind in _HELD_KINDS:
+                    self._discovering -= 1
+                # Before task_done: the last job must not end the crawl with jobs still held.
+                self._release()
                 self._queue.task_done()
                 if self.on_progress is not None:
                     self.on_progress(self.report)
