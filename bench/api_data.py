@@ -33,7 +33,7 @@ from pricefleet.store.postgres import PostgresStore
 
 __all__ = ["Catalogue", "build_database"]
 
-VERSION = "api-bench-1"
+VERSION = "api-bench-2"  # 2: the price state in `product_state` (migration 0005)
 SEED = 20261201
 SITES = 10
 GTIN_SHARE = 0.4
@@ -46,8 +46,11 @@ _UNIT = Decimal("0.0001")
 
 PRODUCT_COLUMNS = (
     "site_id", "id", "url", "name", "brand", "gtin", "sku", "category_id", "size_value",
-    "size_unit", "image_url", "first_seen", "last_seen", "raw", "price", "currency",
-    "regular_price", "is_discounted", "unit_price", "unit", "availability", "price_changed_at",
+    "size_unit", "image_url", "raw",
+)  # fmt: skip
+STATE_COLUMNS = (
+    "site_id", "id", "first_seen", "last_seen", "price", "currency", "regular_price",
+    "is_discounted", "unit_price", "unit", "availability", "price_changed_at",
 )  # fmt: skip
 HISTORY_COLUMNS = (
     "site_id", "product_id", "observed_at", "last_seen", "price", "currency", "regular_price",
@@ -133,8 +136,10 @@ def _item(rng: random.Random, gtin: str | None) -> _Item:
     return _Item(index, name, rng.choice(BRANDS), size, cents, gtin)
 
 
-def _rows(catalogue: Catalogue, now: datetime) -> Iterator[tuple[tuple[Any, ...], list[Any]]]:
-    """(product row, its history rows) for every product, slot by slot."""
+def _rows(
+    catalogue: Catalogue, now: datetime
+) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...], list[Any]]]:
+    """(product row, its state row, its history rows) for every product, slot by slot."""
     first_seen = now - timedelta(days=HISTORY_DAYS[0])
     for slot in range(catalogue.slots):
         rng = random.Random(SEED * 1_000_003 + slot)
@@ -161,9 +166,11 @@ def _rows(catalogue: Catalogue, now: datetime) -> Iterator[tuple[tuple[Any, ...]
                 (
                     shop, product_id, f"https://{shop}.example/p/{product_id}", item.name,
                     item.brand, item.gtin, f"{shop[:3]}-{slot}", category.id, item.size,
-                    category.unit.value, f"https://{shop}.example/img/{product_id}.jpg",
-                    first_seen, last_seen, None, price, "EUR", regular, discounted, unit_price,
-                    category.unit.value, available, changed,
+                    category.unit.value, f"https://{shop}.example/img/{product_id}.jpg", None,
+                ),
+                (
+                    shop, product_id, first_seen, last_seen, price, "EUR", regular, discounted,
+                    unit_price, category.unit.value, available, changed,
                 ),
                 [
                     (
@@ -193,30 +200,35 @@ async def _load(dsn: str, catalogue: Catalogue) -> dict[str, float]:
             [(shop, c.id, c.id.capitalize()) for shop, _ in SHOPS[:SITES] for c in CATEGORIES],
         )
         indexes = await conn.fetch(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'products' "
-            "AND indexname <> 'pk_products'"
+            "SELECT indexname, indexdef FROM pg_indexes "
+            "WHERE tablename IN ('products', 'product_state') "
+            "AND indexname NOT IN ('pk_products', 'pk_product_state')"
         )
         for index in indexes:
             await conn.execute(f'DROP INDEX "{index["indexname"]}"')
         now = datetime.now(UTC).replace(microsecond=0)
         products: list[tuple[Any, ...]] = []
+        states: list[tuple[Any, ...]] = []
         history: list[tuple[Any, ...]] = []
-        for product, states in _rows(catalogue, now):
-            products.append(product)
-            history.extend(states)
-            if len(products) >= 50_000:
-                await conn.copy_records_to_table(
-                    "products", records=products, columns=PRODUCT_COLUMNS
-                )
-                await conn.copy_records_to_table(
-                    "price_observations", records=history, columns=HISTORY_COLUMNS
-                )
-                products, history = [], []
-        if products:
+
+        async def copy() -> None:
             await conn.copy_records_to_table("products", records=products, columns=PRODUCT_COLUMNS)
+            await conn.copy_records_to_table("product_state", records=states, columns=STATE_COLUMNS)
             await conn.copy_records_to_table(
                 "price_observations", records=history, columns=HISTORY_COLUMNS
             )
+            products.clear()
+            states.clear()
+            history.clear()
+
+        for product, state, rows in _rows(catalogue, now):
+            products.append(product)
+            states.append(state)
+            history.extend(rows)
+            if len(products) >= 50_000:
+                await copy()
+        if products:
+            await copy()
         await conn.execute(
             "INSERT INTO matches (site_id, product_id, group_id, method, score) "
             "SELECT site_id, id, 'gtin:' || gtin, 'gtin', 1.0 FROM products "
