@@ -8,11 +8,16 @@ its own memory and from Redis, and a lost event (`bus.reset`) clears the memory 
 
 An entry is the serialised body, so a hit costs a lookup and no serialisation. Each entry is
 tagged with what it shows (`product:<site>:<id>`, `site:<site>`, or the kind for cross-site
-answers); `invalidate(tags)` drops every entry carrying one. Misses are single-flight in a
-process and, in the cluster, behind a short Redis lock, so a popular key expiring sends one
-query to the database, not one per waiting request (stampede). Hits and misses are counted
-per kind (`cache_hits_total`, `cache_misses_total`). Redis being down makes the shared tier a
-miss, never an error: the database answers.
+answers), and the tags go out as `Cache-Tag` / `Surrogate-Key` headers for a CDN.
+`invalidate(tags)` drops every entry carrying one of the product tags: only those are
+registered in the cache's tag sets (one set per tag, holding its keys). A set for a site's or a
+kind's tag would gather every key of that site or kind, never shrink (each new entry renews
+it) and cost a Redis round trip per miss, for tags nothing invalidates.
+
+Misses are single-flight in a process and, in the cluster, behind a short Redis lock, so a
+popular key expiring sends one query to the database, not one per waiting request (stampede).
+Hits and misses are counted per kind (`cache_hits_total`, `cache_misses_total`). Redis being
+down makes the shared tier a miss, never an error: the database answers.
 """
 
 from __future__ import annotations
@@ -35,7 +40,16 @@ from prometheus_client import Counter
 
 from pricefleet.config import Settings
 
-__all__ = ["GZIP_MIN", "ApiCache", "Entry", "Kind", "make_entry", "product_tag", "site_tag"]
+__all__ = [
+    "GZIP_MIN",
+    "ApiCache",
+    "Entry",
+    "Kind",
+    "invalidates",
+    "make_entry",
+    "product_tag",
+    "site_tag",
+]
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +98,17 @@ def _tag_part(text: str) -> str:
     return quote(text, safe="-_.~")
 
 
+_PRODUCT_TAG = "product:"
+
+
 def product_tag(site_id: str, product_id: str) -> str:
     """The tag of every entry showing one product."""
-    return f"product:{_tag_part(site_id)}:{_tag_part(product_id)}"
+    return f"{_PRODUCT_TAG}{_tag_part(site_id)}:{_tag_part(product_id)}"
+
+
+def invalidates(tag: str) -> bool:
+    """Whether `tag` is one `ApiCache.invalidate` drops entries by (a product's)."""
+    return tag.startswith(_PRODUCT_TAG)
 
 
 def site_tag(site_id: str) -> str:
@@ -105,6 +127,11 @@ def make_entry(
 
 
 _HITS = {kind: CACHE_HITS.labels(kind.value) for kind in Kind}
+
+
+def _registered(entry: Entry) -> list[str]:
+    """The tags of `entry` the cache keeps a tag set for."""
+    return [tag for tag in entry.tags if invalidates(tag)]
 
 
 def _memory_store(cache: Cache) -> OrderedDict[str, tuple[float | None, object]] | None:
@@ -213,7 +240,7 @@ class ApiCache:
             return None
         left = self.ttls[kind] - (time.time() - entry.built_at)
         if left > 0:
-            await self._local.set(key, entry, expire=left, tags=entry.tags)
+            await self._local.set(key, entry, expire=left, tags=_registered(entry))
         return entry
 
     def count_hit(self, kind: Kind, key: str) -> None:
@@ -232,13 +259,18 @@ class ApiCache:
         *,
         fresh: bool = False,
         demand: bool = True,
+        missed: bool = False,
     ) -> Entry:
         """The cached answer under `key`, or `build()`'s, cached. With `fresh`, skip the cache
         read (the caller knows the entry is too old) but still share one build. `demand`
-        counts the call as a client's request (the warming job's own do not)."""
+        counts the call as a client's request (the warming job's own do not). `missed`: the
+        caller has just looked in both tiers (`lookup`) and found nothing, so this counts a
+        miss without asking Redis again."""
         if demand:
             self._note_demand(kind, key, build)
-        if not fresh:
+        if missed and not fresh:
+            CACHE_MISSES.labels(kind.value).inc()
+        elif not fresh:
             entry = await self.get(kind, key)
             if entry is not None:
                 return entry
@@ -286,10 +318,12 @@ class ApiCache:
     ) -> Entry:
         entry = await build()
         ttl = self.ttls[kind]
-        await self._local.set(key, entry, expire=ttl, tags=entry.tags)
+        tags = _registered(entry)
+        await self._local.set(key, entry, expire=ttl, tags=tags)
         if self._redis is not None:
-            tags = [self._ns + tag for tag in entry.tags]
-            await self._redis.set(self._ns + key, entry, expire=ttl, tags=tags)
+            await self._redis.set(
+                self._ns + key, entry, expire=ttl, tags=[self._ns + tag for tag in tags]
+            )
         return entry
 
     def _note_demand(self, kind: Kind, key: str, build: Callable[[], Awaitable[Entry]]) -> None:
@@ -335,10 +369,13 @@ class ApiCache:
         return bool(await self._redis.set_lock(f"{self._ns}claim:{key}", "1", expire=ttl))
 
     async def invalidate(self, tags: Sequence[str]) -> None:
-        """Drop every entry carrying one of `tags`, from this process's memory and Redis (the
-        other processes drop theirs on the same event)."""
+        """Drop every entry carrying one of `tags` (product tags: see `invalidates`), from this
+        process's memory and Redis (the other processes drop theirs on the same event)."""
         if not tags:
             return
+        unknown = [tag for tag in tags if not invalidates(tag)]
+        if unknown:
+            raise ValueError(f"entries are not registered under these tags: {unknown}")
         await self._local.delete_tags(*tags)
         if self._redis is not None:
             await self._redis.delete_tags(*(self._ns + tag for tag in tags))

@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from pricefleet.api.auth import Scope as KeyScope
 from pricefleet.api.auth import key_in
 from pricefleet.api.cache import Kind
-from pricefleet.api.http import JSON, representation
+from pricefleet.api.http import JSON, MISSED, representation
 from pricefleet.api.problems import Problem, problem_response
 from pricefleet.api.ratelimit import RateLimitState
 
@@ -133,6 +133,7 @@ class FastPath:
         ctx: ApiContext = scope["app"].state.ctx
         entry = await ctx.cache.lookup(kind, key)
         if entry is None:
+            scope.setdefault("state", {})[MISSED] = key
             return False
         authorization = api_key = accept_encoding = if_none_match = None
         for name, value in scope["headers"]:

@@ -19,6 +19,7 @@ from pricefleet.api.context import ApiContext
 
 __all__ = [
     "JSON",
+    "MISSED",
     "cache_control",
     "cached_answer",
     "etag_matches",
@@ -27,6 +28,9 @@ __all__ = [
 ]
 
 JSON = "application/json"
+#: The request state's entry where the fast path leaves the cache key it looked up in vain
+#: (`api.fastpath`), so the route does not look again.
+MISSED = "pricefleet_cache_missed"
 #: A browser revalidates after at most this long (it gets a 304 when nothing changed).
 _BROWSER_MAX_AGE = 60
 
@@ -114,5 +118,6 @@ async def cached_answer(
     build: Callable[[], Awaitable[Entry]],
 ) -> Response:
     """The cached answer of `kind` under `key` (built by `build` on a miss), as a response."""
-    entry = await ctx.cache.get_or_build(kind, key, build)
+    missed = request.scope.get("state", {}).get(MISSED) == key  # the fast path looked already
+    entry = await ctx.cache.get_or_build(kind, key, build, missed=missed)
     return send(request, entry, ctx.cache.ttl(kind), public=ctx.public_reads)
