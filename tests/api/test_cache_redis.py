@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from pricefleet.api.cache import Kind
 from tests.api.conftest import REDIS_URL, Api
 from tests.store.factories import at, sighting
 
@@ -94,3 +95,23 @@ async def test_only_product_tags_have_tag_sets(api: Api) -> None:
     assert api.ctx.cache.peek("product:shop-a:p1:") is None
     with pytest.raises(ValueError, match="not registered"):
         await api.ctx.cache.invalidate(["site:shop-a"])
+
+
+async def test_a_lookup_during_invalidation_does_not_bring_the_old_entry_back(api: Api) -> None:
+    """A request that misses memory while the event's invalidation is deleting the Redis
+    entries must not copy the old entry from Redis back into memory (where it would stay for
+    the product TTL, an hour)."""
+    await api.ctx.store.ingest([sighting("p1", "1.00", at(0))])
+    assert (await api.client.get("/v1/products/shop-a/p1")).status_code == 200
+    cache, key = api.ctx.cache, "product:shop-a:p1:"
+    assert cache.peek(key) is not None
+    for _ in range(5):  # a few times: the interleaving depends on when each call yields
+        await asyncio.gather(
+            cache.invalidate(["product:shop-a:p1"]),
+            cache.lookup(Kind.PRODUCT, key),
+            cache.lookup(Kind.PRODUCT, key),
+        )
+        assert cache.peek(key) is None
+        assert await cache.lookup(Kind.PRODUCT, key) is None  # nor in Redis
+        assert (await api.client.get("/v1/products/shop-a/p1")).status_code == 200
+        assert cache.peek(key) is not None  # cached again for the next round

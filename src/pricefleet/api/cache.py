@@ -376,14 +376,17 @@ class ApiCache:
         unknown = [tag for tag in tags if not invalidates(tag)]
         if unknown:
             raise ValueError(f"entries are not registered under these tags: {unknown}")
-        await self._local.delete_tags(*tags)
+        # Redis first: while its entries are being deleted, a request in this process that
+        # misses memory would copy the old entry from Redis back into memory, to stay there
+        # for the kind's whole TTL (an hour for a product) after the memory was cleared.
         if self._redis is not None:
             await self._redis.delete_tags(*(self._ns + tag for tag in tags))
+        await self._local.delete_tags(*tags)
 
     async def clear(self) -> None:
         """Drop every entry, in memory and in Redis (after the event bus lost events, any of
         them may be stale). Only this cache's own keys: never a FLUSHDB, as the Redis may hold
         the job queue."""
-        await self._local.clear()
-        if self._redis is not None:
+        if self._redis is not None:  # Redis first, as in `invalidate`
             await self._redis.delete_match(self._ns + "*")
+        await self._local.clear()
