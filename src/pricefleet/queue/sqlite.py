@@ -7,6 +7,13 @@ queue's transactions are short and batch-shaped, and a thread hop per batch is c
 async driver's hop per statement. Times come from `time.time()`: every process of the embedded
 profile runs on the one machine.
 
+Concurrent calls on one instance share transactions (group commit, `pricefleet.queue.coalesce`):
+while one transaction is in flight, the calls arriving wait, then all go in ONE transaction and
+one thread hop, each call's statements in a savepoint of its own, in the order they came, at the
+transaction's one `now`. Each call thus sees exactly what it would have seen going alone right
+after the one before it (gating, dedup and all); one that raises is rolled back to its savepoint
+and its error goes to its caller only.
+
 A job row's `due` means, by state: `queued` leasable from; `leased` lease expiry; `done` and
 `dead` finished at. Pending keys are unique per site through a partial unique index.
 """
@@ -40,11 +47,13 @@ from pricefleet.queue.base import (
     backoff,
     run_of,
 )
+from pricefleet.queue.coalesce import Coalescer
 
 __all__ = ["SqliteQueue"]
 
 BUSY_TIMEOUT_MS = 30_000
 _T = TypeVar("_T")
+_Work = Callable[[sqlite3.Connection, float], Any]
 _PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,30}")
 _JOB_COLUMNS = "id, site_id, key, kind, url, payload, priority, max_attempts, attempts, due, token"
 
@@ -70,6 +79,7 @@ class SqliteQueue(JobQueue):
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._lock = asyncio.Lock()
         self._turn = 0
+        self._calls: Coalescer[_Work, Any] = Coalescer(self._transaction)
         self._create()
 
     # --- plumbing --------------------------------------------------------------------------
@@ -148,21 +158,45 @@ class SqliteQueue(JobQueue):
             raise
 
     async def _run(self, work: Callable[[sqlite3.Connection, float], _T]) -> _T:
-        """`work(db, now)` in one write transaction, on a worker thread."""
+        """`work(db, now)` in a write transaction on a worker thread, shared with the calls
+        that arrived while the previous one was in flight."""
+        result: _T = await self._calls.submit(work)
+        return result
 
-        def transaction() -> _T:
+    async def _transaction(self, works: list[_Work]) -> list[Any]:
+        """The works in one `BEGIN IMMEDIATE` transaction, each in a savepoint when there are
+        several; returns each one's result or exception."""
+
+        def transaction() -> list[Any]:
             db = self._db
             try:
                 db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise QueueError(f"queue {self.url}: cannot start a transaction: {exc}") from exc
+            now = time.time()
+            results: list[Any] = []
             try:
-                result = work(db, time.time())
+                if len(works) == 1:
+                    try:
+                        results.append(works[0](db, now))
+                    except Exception as exc:
+                        db.execute("ROLLBACK")
+                        return [exc]
+                else:
+                    for work in works:
+                        db.execute("SAVEPOINT pf_call")
+                        try:
+                            results.append(work(db, now))
+                        except Exception as exc:
+                            db.execute("ROLLBACK TO pf_call")
+                            results.append(exc)
+                        db.execute("RELEASE pf_call")
+                db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
-            return result
+            return results
 
         async with self._lock:
             return await asyncio.to_thread(transaction)
