@@ -56,6 +56,9 @@ class Coalescer(Generic[_Req, _Res]):
         self._busy = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        #: Round trips made and requests they carried (how much sharing there was).
+        self.flushes = 0
+        self.requests = 0
 
     async def submit(self, request: _Req) -> _Res:
         """`request`'s answer, as if it had gone alone."""
@@ -66,6 +69,8 @@ class Coalescer(Generic[_Req, _Res]):
         if not self._busy:
             # Idle: go at once, in the caller's own task (its cancellation is its own).
             self._busy = True
+            self.flushes += 1
+            self.requests += 1
             try:
                 (result,) = await self._flush([request])
             finally:
@@ -105,6 +110,8 @@ class Coalescer(Generic[_Req, _Res]):
             self._task = None
 
     async def _send(self, batch: list[tuple[_Req, asyncio.Future[_Res]]]) -> None:
+        self.flushes += 1
+        self.requests += len(batch)
         try:
             results = await self._flush([request for request, _ in batch])
         except asyncio.CancelledError:
