@@ -193,10 +193,17 @@ class RedisQueue(JobQueue):
         their replies in order; `sites` are added to the known sites on the way. A script that
         fails raises, or with `each` stands as a `QueueError` in its reply's place (the calls
         merged from several callers fail only those whose items it held)."""
-        try:
-            if len(calls) == 1 and not sites and not each:
-                name, keys, args = calls[0]
+        if len(calls) == 1 and not sites:  # no pipeline for one call: less to do per call
+            name, keys, args = calls[0]
+            try:
                 return [await self._scripts[name](keys, args)]
+            except RedisConnectionError | RedisTimeoutError as exc:
+                raise self._error(exc) from exc
+            except RedisError as exc:
+                if not each:
+                    raise self._error(exc) from exc
+                return [self._error(exc)]
+        try:
             self._known.update(sites)
             async with self._redis.pipeline(transaction=False) as pipe:
                 if sites:
