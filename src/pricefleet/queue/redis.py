@@ -197,7 +197,7 @@ class RedisQueue(JobQueue):
             name, keys, args = calls[0]
             try:
                 return [await self._scripts[name](keys, args)]
-            except RedisConnectionError | RedisTimeoutError as exc:
+            except (RedisConnectionError, RedisTimeoutError) as exc:
                 raise self._error(exc) from exc
             except RedisError as exc:
                 if not each:
