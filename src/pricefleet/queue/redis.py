@@ -109,14 +109,6 @@ class _Dealt:
     got: list[Lease]
 
 
-def _first_error(replies: Sequence[Any], calls: Sequence[int]) -> Exception | None:
-    """The first of `calls`' replies that is an error, if any."""
-    for index in calls:
-        if isinstance(replies[index], Exception):
-            return replies[index]  # type: ignore[no-any-return]
-    return None
-
-
 class RedisQueue(JobQueue):
     """Per-site job queues in Redis; see `pricefleet.queue.base` for the contract."""
 
