@@ -95,6 +95,23 @@ class SqliteQueue(SqliteSites):
 
         return await self._run(work) if jobs else 0
 
+    def _count_run(
+        self, db: sqlite3.Connection, now: float, site_id: str, run: str, column: str, n: int
+    ) -> None:
+        """Add `n` to one of a run's figures (`column` is ours, never user input)."""
+        if column == "enqueued":
+            db.execute(
+                f"INSERT INTO {self._runs} (site_id, run, enqueued, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (site_id, run) DO UPDATE SET enqueued = enqueued + excluded.enqueued, "
+                "at = excluded.at",
+                (site_id, run, n, now),
+            )
+        else:  # a run forgotten (older than SEEN_SECONDS) stays forgotten
+            db.execute(
+                f"UPDATE {self._runs} SET {column} = {column} + ? WHERE site_id = ? AND run = ?",
+                (n, site_id, run),
+            )
+
     def _first_in_run(self, db: sqlite3.Connection, now: float, job: NewJob) -> bool:
         cursor = db.execute(
             f"INSERT OR IGNORE INTO {self._seen} (site_id, run, key, at) VALUES (?, ?, ?, ?)",

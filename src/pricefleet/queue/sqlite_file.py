@@ -179,20 +179,3 @@ class SqliteFile(JobQueue):
         """Close the file."""
         async with self._lock:
             self._db.close()
-
-    def _count_run(
-        self, db: sqlite3.Connection, now: float, site_id: str, run: str, column: str, n: int
-    ) -> None:
-        """Add `n` to one of a run's figures (`column` is ours, never user input)."""
-        if column == "enqueued":
-            db.execute(
-                f"INSERT INTO {self._runs} (site_id, run, enqueued, at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (site_id, run) DO UPDATE SET enqueued = enqueued + excluded.enqueued, "
-                "at = excluded.at",
-                (site_id, run, n, now),
-            )
-        else:  # a run forgotten (older than SEEN_SECONDS) stays forgotten
-            db.execute(
-                f"UPDATE {self._runs} SET {column} = {column} + ? WHERE site_id = ? AND run = ?",
-                (n, site_id, run),
-            )
