@@ -9,6 +9,14 @@ Per backend, in rounds that alternate which backend goes first:
   so its own connection): batch-1 throughput is bound by round trips, not by the server;
 - **lease+ack, 2 processes** (Redis only): two OS processes with CLIENTS clients each drain the
   same queue at once, so both cores work; the figure is their combined jobs/s;
+- **shared, batch 1**: TASKS tasks (1, and 64 as a worker's tasks or API handlers) share ONE
+  `JobQueue` in one process and call `enqueue([job])`, then `lease(1)` + `ack([lease])` until
+  drained; concurrent single-job calls share round trips (the queue's group commit, issue 5).
+  Each runs in a child process of its own, once with this tree's `pricefleet` and, given
+  `--baseline SRC` (e.g. `/work/main/src` before the change), once with that tree's, in the
+  same round, alternating which goes first; per-call latency p50/p99 (enqueue; lease + ack of
+  one job) and the Redis server's CPU share over the timed window. On Redis also 2 processes ×
+  64 tasks. One task alone stays round-trip bound: it has nothing to share round trips with;
 - **latency**: a producer enqueues at a steady rate with `time.time()` in each job's payload
   while LATENCY_CONSUMERS consumers lease batches of 100 (sleeping IDLE_POLL when nothing came,
   like a worker's idle poll) and ack; enqueue → lease latency p50/p99.
@@ -24,6 +32,7 @@ a temporary folder, removed at the end.
 
     python -m bench.queue            # default run, a few minutes
     python -m bench.queue --quick    # smoke run
+    python -m bench.queue --baseline /work/main/src --label coalesce   # before/after
 """
 
 from __future__ import annotations
@@ -81,6 +90,13 @@ BACKENDS = ("sqlite", "redis")
 MEASURE_LIMIT_S = 240.0
 CHILD_START_LIMIT_S = 60.0
 ROOT = Path(__file__).resolve().parent.parent
+#: Shared-queue rows: tasks on one `JobQueue`; jobs per measurement with many tasks (full run,
+#: quick run); one task takes JOBS_BATCH_1 (it is slow).
+SHARED_TASKS = (1, 64)
+JOBS_SHARED = 10_000
+QUICK_JOBS_SHARED = 2_000
+THIS = "this tree"
+BASELINE = "baseline"
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -128,6 +144,9 @@ class Sample:
     client_cpu_percent: float | None
     redis_cpu_percent: float | None = None
     note: str = ""
+    #: Shared rows: per call (enqueue) or per job (lease + ack), milliseconds.
+    p50_ms: float | None = None
+    p99_ms: float | None = None
 
 
 @dataclass
@@ -139,6 +158,10 @@ class Row:
     batch: int
     clients: int
     processes: int = 1
+    #: Which `pricefleet` ran: this tree, or the baseline (shared rows only).
+    code: str = THIS
+    #: Clients are tasks sharing one `JobQueue` (group commit), not a queue each.
+    shared: bool = False
     samples: list[Sample] = field(default_factory=list)
 
     @property
@@ -333,6 +356,100 @@ class Bench:
             note="per process jobs: " + "/".join(str(r["jobs"]) for r in reports),
         )
 
+    # -- shared queue, batch 1 ---------------------------------------------------------------
+
+    def shared(
+        self, backend: str, operation: str, tasks: int, count: int, processes: int, src: str | None
+    ) -> Sample:
+        """`processes` child processes, each with `tasks` tasks on one shared `JobQueue`, do
+        `operation` ("enqueue": count jobs in all, one per call; "lease+ack": drain the queue
+        one job per lease) with `pricefleet` from `src` (None: this tree)."""
+        tag = self.tag()
+        specs = [
+            {
+                "url": self.urls[backend],
+                "prefix": self.prefix,
+                "sites": self.sites,
+                "operation": operation,
+                "tasks": tasks,
+                "count": count // processes + (n < count % processes),
+                "tag": f"{tag}p{n}",
+                "redis_pid": self.redis_pid if backend == "redis" else None,
+            }
+            for n in range(processes)
+        ]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([src or str(ROOT / "src"), str(ROOT)])
+        code = (
+            "import sys; from bench.queue import _shared_child; "
+            "sys.exit(_shared_child(sys.argv[1]))"
+        )
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, orjson.dumps(spec).decode()],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for spec in specs
+        ]
+        try:
+            for child in children:
+                assert child.stdout is not None
+                if child.stdout.readline().strip() != "ready":
+                    raise RuntimeError(f"a shared-queue process failed to start ({child.wait(10)})")
+            for child in children:
+                assert child.stdin is not None
+                child.stdin.write("go\n")
+                child.stdin.flush()
+            reports = []
+            for child in children:
+                out, _ = child.communicate(timeout=MEASURE_LIMIT_S)
+                if child.returncode != 0:
+                    raise RuntimeError(f"a shared-queue process exited with {child.returncode}")
+                reports.append(orjson.loads(out.strip().splitlines()[-1]))
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+        seconds = max(r["ended"] for r in reports) - min(r["began"] for r in reports)
+        jobs = sum(r["jobs"] for r in reports)
+        latencies = [x for r in reports for x in r["latencies_ms"]]
+        what = f"{src or THIS}: shared {operation} {processes}×{tasks} tasks"
+        if operation == "enqueue" and sum(r["added"] for r in reports) != count:
+            self.anomalies.append(f"{backend}: {what}: {sum(r['added'] for r in reports)} new")
+        if jobs != count or sum(r["lost"] for r in reports):
+            self.anomalies.append(
+                f"{backend}: {what}: {jobs} of {count} jobs, "
+                f"{sum(r['lost'] for r in reports)} acks refused"
+            )
+        redis = [r for r in reports if r["redis_cpu"] is not None]
+        redis_cpu = (
+            None
+            if len(redis) != len(reports)
+            else round(
+                100
+                * (max(r["redis_cpu"][1] for r in redis) - min(r["redis_cpu"][0] for r in redis))
+                / seconds,
+                1,
+            )
+        )
+        return Sample(
+            jobs=jobs,
+            seconds=round(seconds, 3),
+            jobs_per_second=round(jobs / seconds, 1),
+            client_cpu_percent=round(100 * sum(r["cpu"] for r in reports) / seconds, 1),
+            redis_cpu_percent=redis_cpu,
+            note=""
+            if processes == 1
+            else "per process jobs: " + "/".join(str(r["jobs"]) for r in reports),
+            p50_ms=round(percentile(latencies, 0.50), 3),
+            p99_ms=round(percentile(latencies, 0.99), 3),
+        )
+
     # -- latency ---------------------------------------------------------------------------
 
     async def latency(self, backend: str, rate: float, seconds: float) -> dict[str, Any]:
@@ -450,6 +567,71 @@ def _child(spec_json: str) -> int:
     return 0
 
 
+def _shared_child(spec_json: str) -> int:
+    """A process of `Bench.shared`: open one `JobQueue`, say "ready", wait for "go", run the
+    operation with `tasks` tasks sharing it, print what it did as one JSON line."""
+    spec = orjson.loads(spec_json)
+    redis_pid = spec["redis_pid"]
+
+    async def go() -> dict[str, Any]:
+        queue = JobQueue.from_url(spec["url"], prefix=spec["prefix"])
+        await queue.sites()
+        jobs = _jobs(spec["sites"], spec["tag"], spec["count"])
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+        latencies: list[float] = []
+        added = lost = handled = 0
+        position = 0
+
+        async def enqueue() -> None:
+            nonlocal added, position, handled
+            while position < len(jobs):
+                job = jobs[position]
+                position += 1
+                began = time.perf_counter()
+                new = await queue.enqueue([job])  # (`added += await` would lose updates)
+                added += new
+                latencies.append(1000 * (time.perf_counter() - began))
+                handled += 1
+
+        async def drain() -> None:
+            nonlocal lost, handled
+            while True:
+                began = time.perf_counter()
+                leases = await queue.lease(1, visibility=VISIBILITY)
+                if not leases:
+                    return
+                acked = await queue.ack(leases)
+                latencies.append(1000 * (time.perf_counter() - began))
+                lost += len(leases) - acked
+                handled += len(leases)
+
+        work = enqueue if spec["operation"] == "enqueue" else drain
+        redis_before = _cpu_seconds(redis_pid) if redis_pid else None
+        cpu = time.process_time()
+        began = time.monotonic()
+        await asyncio.gather(*(work() for _ in range(spec["tasks"])))
+        ended = time.monotonic()
+        cpu = time.process_time() - cpu
+        redis_after = _cpu_seconds(redis_pid) if redis_pid else None
+        await queue.close()
+        return {
+            "jobs": handled,
+            "added": added,
+            "lost": lost,
+            "began": began,
+            "ended": ended,
+            "cpu": cpu,
+            "redis_cpu": None
+            if redis_before is None or redis_after is None
+            else [redis_before, redis_after],
+            "latencies_ms": latencies,
+        }
+
+    print(orjson.dumps(asyncio.run(go())).decode(), flush=True)
+    return 0
+
+
 # --- the benchmark ---------------------------------------------------------------------------
 
 
@@ -485,7 +667,9 @@ def _redis_cleanup(url: str, prefix: str) -> int:
         client.close()
 
 
-async def _measure(bench: Bench, options: Options) -> dict[str, Any]:
+async def _measure(
+    bench: Bench, options: Options, baseline: str | None, shared_only: bool
+) -> dict[str, Any]:
     quick = options.quick
     counts = {
         1: QUICK_JOBS_BATCH_1 if quick else JOBS_BATCH_1,
@@ -501,8 +685,34 @@ async def _measure(bench: Bench, options: Options) -> dict[str, Any]:
             rows[key] = Row(backend, operation, batch, clients, processes)
         return rows[key]
 
+    shared_rows: dict[tuple[str, str, int, int, str], Row] = {}
+    shared_count = QUICK_JOBS_SHARED if quick else JOBS_SHARED
+    codes: list[tuple[str, str | None]] = [(THIS, None)]
+    if baseline:
+        codes.append((BASELINE, baseline))
+
+    def shared(backend: str, tasks: int, processes: int, code: str, src: str | None) -> None:
+        for operation in ("enqueue", "lease+ack"):
+            key = (backend, operation, tasks, processes, code)
+            if key not in shared_rows:
+                shared_rows[key] = Row(backend, operation, 1, tasks, processes, code, shared=True)
+            count = counts[1] if tasks == 1 else shared_count
+            sample = bench.shared(backend, operation, tasks, count, processes, src)
+            shared_rows[key].samples.append(sample)
+
     for number in range(options.rounds):
         order = BACKENDS if number % 2 == 0 else tuple(reversed(BACKENDS))
+        code_order = codes if number % 2 == 0 else list(reversed(codes))
+        for tasks in SHARED_TASKS:
+            for backend in order:
+                for code, src in code_order:
+                    shared(backend, tasks, 1, code, src)
+                    await bench.check_empty(backend, f"{code}: shared {tasks} tasks")
+        for code, src in code_order:
+            shared("redis", SHARED_TASKS[-1], PROCESSES, code, src)
+            await bench.check_empty("redis", f"{code}: shared {PROCESSES} processes")
+        if shared_only:
+            continue
         for batch in BATCHES:
             count = counts[batch]
             for backend in order:
@@ -523,7 +733,7 @@ async def _measure(bench: Bench, options: Options) -> dict[str, Any]:
             latency[backend].append(
                 await bench.latency(backend, LATENCY_RATE[backend], latency_seconds)
             )
-    return {"rows": list(rows.values()), "latency": latency}
+    return {"rows": list(rows.values()) + list(shared_rows.values()), "latency": latency}
 
 
 def _latency_summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -547,8 +757,9 @@ def _latency_summary(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run(options: Options) -> dict[str, Any]:
-    """Measure both backends in alternating rounds; clean up Redis keys and the SQLite file."""
+def run(options: Options, baseline: str | None = None, shared_only: bool = False) -> dict[str, Any]:
+    """Measure both backends in alternating rounds; clean up Redis keys and the SQLite file.
+    `baseline`: another tree's `src` to measure the shared-queue rows with too."""
     redis_url = os.environ.get(REDIS_ENV, DEFAULT_REDIS)
     prefix = f"pfbench-{secrets.token_hex(4)}"
     load_before = _load()
@@ -557,15 +768,22 @@ def run(options: Options) -> dict[str, Any]:
     bench = Bench(directory, redis_url, prefix)
     try:
         bench.redis_pid = _redis_pid(redis_url)
-        measured = asyncio.run(_measure(bench, options))
+        measured = asyncio.run(_measure(bench, options, baseline, shared_only))
     finally:
         left = _redis_cleanup(redis_url, prefix)
         shutil.rmtree(directory, ignore_errors=True)
     rows: list[Row] = measured["rows"]
-    by_key = {(r.backend, r.operation, r.batch, r.clients, r.processes): r for r in rows}
+    by_key = {
+        (r.backend, r.operation, r.batch, r.clients, r.processes, r.code, r.shared): r for r in rows
+    }
     out_rows = []
     for r in rows:
-        sqlite_twin = by_key.get(("sqlite", r.operation, r.batch, r.clients, r.processes))
+        sqlite_twin = by_key.get(
+            ("sqlite", r.operation, r.batch, r.clients, r.processes, r.code, r.shared)
+        )
+        base_twin = by_key.get(
+            (r.backend, r.operation, r.batch, r.clients, r.processes, BASELINE, r.shared)
+        )
         out_rows.append(
             {
                 "backend": r.backend,
@@ -573,6 +791,8 @@ def run(options: Options) -> dict[str, Any]:
                 "batch": r.batch,
                 "clients": r.clients,
                 "processes": r.processes,
+                "code": r.code,
+                "shared_queue": r.shared,
                 "jobs_per_round": r.samples[0].jobs if r.samples else 0,
                 "median_jobs_per_second": r.median,
                 "target_jobs_per_second": TARGET[r.backend],
@@ -582,6 +802,11 @@ def run(options: Options) -> dict[str, Any]:
                 else None,
                 "median_client_cpu_percent": _median_of(r.samples, "client_cpu_percent"),
                 "median_redis_cpu_percent": _median_of(r.samples, "redis_cpu_percent"),
+                "median_p50_ms": _median_of(r.samples, "p50_ms", 3),
+                "median_p99_ms": _median_of(r.samples, "p99_ms", 3),
+                "over_baseline": round(r.median / base_twin.median, 2)
+                if r.code == THIS and base_twin and r.median and base_twin.median
+                else None,
                 "rounds": [asdict(s) for s in r.samples],
             }
         )
@@ -602,6 +827,10 @@ def run(options: Options) -> dict[str, Any]:
             "redis_url": redis_url,
             "key_prefix": prefix,
             "targets": TARGET,
+            "shared_tasks": SHARED_TASKS,
+            "jobs_shared": QUICK_JOBS_SHARED if options.quick else JOBS_SHARED,
+            "baseline_src": baseline,
+            "shared_only": shared_only,
         },
         "load_average_before": load_before,
         "load_average_after": _load(),
@@ -613,9 +842,9 @@ def run(options: Options) -> dict[str, Any]:
     }
 
 
-def _median_of(samples: Sequence[Sample], key: str) -> float | None:
+def _median_of(samples: Sequence[Sample], key: str, digits: int = 1) -> float | None:
     values = [getattr(s, key) for s in samples if getattr(s, key) is not None]
-    return round(statistics.median(values), 1) if values else None
+    return round(statistics.median(values), digits) if values else None
 
 
 def _number(value: float | None, digits: int = 0) -> str:
@@ -640,6 +869,8 @@ def render(result: dict[str, Any]) -> list[RenderableType]:
     table.add_column("client CPU", justify="right")
     table.add_column("redis CPU", justify="right")
     for row in result["throughput"]:
+        if row.get("shared_queue"):
+            continue
         clients = (
             f"{row['processes']}×{row['clients']}" if row["processes"] > 1 else str(row["clients"])
         )
@@ -659,11 +890,41 @@ def render(result: dict[str, Any]) -> list[RenderableType]:
             if row["median_redis_cpu_percent"] is None
             else f"{_number(row['median_redis_cpu_percent'])} %",
         )
+    shared = Table(
+        title="Batch 1, tasks sharing one JobQueue (group commit) — median of rounds; "
+        "latency per call (enqueue) or per job (lease + ack)"
+    )
+    for column in ("backend", "operation", "tasks", "code", "jobs/s", "jobs/s per round"):
+        shared.add_column(column, justify="left" if column in {"backend", "operation"} else "right")
+    for column in ("÷ baseline", "target", "p50 ms", "p99 ms", "client CPU", "redis CPU"):
+        shared.add_column(column, justify="right")
+    for row in result["throughput"]:
+        if not row.get("shared_queue"):
+            continue
+        met = "met" if row["meets_target"] else "[red]not met[/]"
+        shared.add_row(
+            row["backend"],
+            row["operation"],
+            f"{row['processes']}×{row['clients']}" if row["processes"] > 1 else str(row["clients"]),
+            row["code"],
+            _number(row["median_jobs_per_second"]),
+            " / ".join(_number(r["jobs_per_second"]) for r in row["rounds"]),
+            _number(row["over_baseline"], 2) + ("×" if row["over_baseline"] else ""),
+            f"{_number(row['target_jobs_per_second'])} {met}",
+            _number(row["median_p50_ms"], 2),
+            _number(row["median_p99_ms"], 2),
+            f"{_number(row['median_client_cpu_percent'])} %",
+            "–"
+            if row["median_redis_cpu_percent"] is None
+            else f"{_number(row['median_redis_cpu_percent'])} %",
+        )
     latency = Table(title="Queue latency, enqueue → lease (median of rounds; pooled)")
     for column in ("backend", "rate asked", "rate made", "p50 ms", "p90 ms", "p99 ms"):
         latency.add_column(column, justify="left" if column == "backend" else "right")
     latency.add_column("pooled p50 / p99 / max ms", justify="right")
     for backend, summary in result["latency"].items():
+        if not summary:
+            continue
         median, pooled = summary["median_of_rounds"], summary["pooled"]
         latency.add_row(
             backend,
@@ -689,7 +950,7 @@ def render(result: dict[str, Any]) -> list[RenderableType]:
     lines.append(
         "anomalies: none" if not anomalies else "anomalies:\n  " + "\n  ".join(anomalies[:20])
     )
-    return [table, latency, Text("\n".join(lines))]
+    return [table, shared, latency, Text("\n".join(lines))]
 
 
 BENCHMARK = Benchmark(
@@ -711,6 +972,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer jobs: a smoke run")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per measurement")
     parser.add_argument("--no-save", action="store_true", help="print the tables only")
+    parser.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="another tree's src folder (e.g. /work/main/src): shared-queue rows run with it too",
+    )
+    parser.add_argument(
+        "--shared-only", action="store_true", help="only the shared-queue (batch 1) rows"
+    )
+    parser.add_argument("--label", help="results file queue-LABEL-DATE.json (keeps others)")
     given = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(given)
     if args.rounds < 1:
@@ -720,7 +990,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = datetime.now(UTC)
     host = machine()
     began = time.perf_counter()
-    result = BENCHMARK.run(options)
+    result = run(options, args.baseline, args.shared_only)
     record = {
         "benchmark": BENCHMARK.name,
         "started_utc": started.isoformat(timespec="seconds"),
@@ -733,7 +1003,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for renderable in BENCHMARK.render(result):
         console.print(renderable)
     if not args.no_save:
-        console.print(f"results: {save(BENCHMARK, options, record)}")
+        if args.label:
+            path = ROOT / "bench" / "results" / f"queue-{args.label}-{started:%Y-%m-%d}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+            console.print(f"results: {path}")
+        else:
+            console.print(f"results: {save(BENCHMARK, options, record)}")
     return 0
 
 

@@ -243,3 +243,27 @@ async def test_seen_keys_of_a_run_expire(
     await queue.enqueue([job("a", run="2024-01-01T00:00")])
     ttl = await client.ttl(f"{prefix}:{{shop-a}}:seen:2024-01-01T00:00")
     assert SEEN_SECONDS - 10 < ttl <= SEEN_SECONDS
+
+
+async def test_a_broken_site_fails_only_its_callers(
+    make_redis: MakeRedis, client: aioredis.Redis, prefix: str
+) -> None:
+    """A site whose keys Redis refuses (a key of the wrong type) fails the callers whose items
+    its script held, whether merged with others or alone; the other callers are served."""
+    queue = make_redis()
+    await client.set(f"{prefix}:{{shop-x}}:info", "not a hash")
+    calls = [queue.enqueue([job(f"k{n}")]) for n in range(4)]
+    calls.insert(2, queue.enqueue([job("x", "shop-x")]))
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(results[2], QueueError)
+    assert "refused" in str(results[2])
+    assert [r for n, r in enumerate(results) if n != 2] == [1, 1, 1, 1]
+    leases = await queue.lease(10, sites=["shop-a"])
+    bogus = Lease("shop-x", "x", JobKind.PRODUCT, "u", "t", 1, 5, 0.0)
+    acks = await asyncio.gather(
+        *(queue.ack([lease]) for lease in leases), queue.ack([bogus]), return_exceptions=True
+    )
+    assert acks[:4] == [1, 1, 1, 1]
+    assert isinstance(acks[4], QueueError)
+    with pytest.raises(QueueError, match="refused"):
+        await queue.ack([bogus])  # alone: one script, no pipeline

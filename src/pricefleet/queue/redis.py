@@ -10,6 +10,13 @@ instances are two workers, and they agree through Redis alone.
 Connection errors are retried by the pool with exponential backoff; those that persist surface as
 `QueueError`. A script whose reply was lost may run twice on a retry: enqueue, ack, fail and
 release are idempotent then; a lease is handed out, never acked and recovered when it expires.
+
+Concurrent calls on one instance share round trips (`pricefleet.queue.coalesce`): while an
+enqueue, lease, heartbeat, ack, fail or release is in flight, further calls of that kind wait and
+then go together, one script call per site in one pipeline; the scripts answer per item (a
+character per job or lease), so each caller learns its own figures. A merged lease asks each site
+for the sum of its callers' shares and the script gates that sum (pause, hold, concurrency, GCRA)
+as it gates one call's; the jobs it gives are dealt to the callers in the order they asked.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,6 +57,7 @@ from pricefleet.queue.base import (
     backoff,
     run_of,
 )
+from pricefleet.queue.coalesce import Coalescer
 
 __all__ = ["RedisQueue"]
 
@@ -59,6 +67,8 @@ _SEEN_MS = int(SEEN_SECONDS * 1_000)
 _HOUSEKEEP_LIMIT = 1_000
 
 _Call = tuple[str, list[str], list[Any]]
+#: A job ready for ENQUEUE: site, key, body, priority, delay, max_attempts, run.
+_Job = tuple[str, str, bytes, int, float, int, str]
 #: Seconds a client trusts its list of known sites when leasing from all of them.
 SITES_REFRESH = 1.0
 
@@ -79,6 +89,24 @@ def _glob_escape(text: str) -> str:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+@dataclass(frozen=True, slots=True)
+class _LeaseAsk:
+    """One caller's lease: `sites` None for all known sites."""
+
+    count: int
+    sites: list[str] | None
+    visibility: float
+
+
+@dataclass(slots=True)
+class _Dealt:
+    """What a merged lease has dealt one caller so far, and where it may still look."""
+
+    ask: _LeaseAsk
+    candidates: list[str]
+    got: list[Lease]
 
 
 class RedisQueue(JobQueue):
@@ -120,6 +148,13 @@ class RedisQueue(JobQueue):
                 "STATS",
             )
         }
+        # One coalescer per kind of call: concurrent callers share round trips.
+        self._enqueues = Coalescer(self._enqueue_batch)
+        self._leasing = Coalescer(self._lease_batch, orphan=self.release)
+        self._heartbeats = Coalescer(self._heartbeat_batch)
+        self._acks = Coalescer(self._ack_batch)
+        self._fails = Coalescer(self._fail_batch)
+        self._releases = Coalescer(self._release_batch)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -143,13 +178,24 @@ class RedisQueue(JobQueue):
             )
         return QueueError(f"the Redis queue at {self._where} refused an operation: {exc}")
 
-    async def _run(self, calls: Sequence[_Call], *, sites: Sequence[str] = ()) -> list[Any]:
+    async def _run(
+        self, calls: Sequence[_Call], *, sites: Sequence[str] = (), each: bool = False
+    ) -> list[Any]:
         """Runs script calls (each on the keys of one site) in one round trip and returns
-        their replies in order; `sites` are added to the known sites on the way."""
-        try:
-            if len(calls) == 1 and not sites:
-                name, keys, args = calls[0]
+        their replies in order; `sites` are added to the known sites on the way. A script that
+        fails raises, or with `each` stands as a `QueueError` in its reply's place (the calls
+        merged from several callers fail only those whose items it held)."""
+        if len(calls) == 1 and not sites:  # no pipeline for one call: less to do per call
+            name, keys, args = calls[0]
+            try:
                 return [await self._scripts[name](keys, args)]
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                raise self._error(exc) from exc
+            except RedisError as exc:
+                if not each:
+                    raise self._error(exc) from exc
+                return [self._error(exc)]
+        try:
             self._known.update(sites)
             async with self._redis.pipeline(transaction=False) as pipe:
                 if sites:
@@ -165,16 +211,12 @@ class RedisQueue(JobQueue):
                     name, keys, args = calls[index]
                     replies[index] = await self._scripts[name](keys, args)
                 elif isinstance(reply, RedisError):
-                    raise reply
+                    if not each:
+                        raise reply
+                    replies[index] = self._error(reply)
             return replies
         except RedisError as exc:
             raise self._error(exc) from exc
-
-    def _by_site(self, leases: Sequence[Lease]) -> dict[str, list[Any]]:
-        pairs: dict[str, list[Any]] = {}
-        for lease in leases:
-            pairs.setdefault(lease.site_id, []).extend((lease.key, lease.token))
-        return pairs
 
     # -- the interface --------------------------------------------------------------------
 
@@ -187,20 +229,42 @@ class RedisQueue(JobQueue):
         is also marked seen in that run's set (kept `SEEN_SECONDS` after the run's last key)."""
         if not jobs:
             return 0
-        per_site: dict[str, tuple[list[Any], dict[str, int]]] = {}
+        ready: list[_Job] = []
         for job in jobs:
             if job.max_attempts < 1:
                 raise QueueError(f"job {job.key!r} needs max_attempts >= 1")
-            args, runs = per_site.setdefault(job.site_id, ([0, _SEEN_MS], {}))
-            args[0] += 1
-            run = runs.setdefault(job.run, len(runs) + 1) if job.run else 0
+            self._keys(job.site_id)  # a bad site id is this caller's error, not its batch's
             body = orjson.dumps([str(job.kind), job.url, job.payload])
-            args += (job.key, body, int(job.priority), float(job.delay), job.max_attempts, run)
+            ready.append(
+                (
+                    job.site_id,
+                    job.key,
+                    body,
+                    int(job.priority),
+                    float(job.delay),
+                    job.max_attempts,
+                    job.run,
+                )
+            )
+        return await self._enqueues.submit(ready)
+
+    async def _enqueue_batch(self, requests: list[list[_Job]]) -> list[int | Exception]:
+        """Callers' jobs in one ENQUEUE per site, each caller's in its order, callers in
+        theirs: a key two callers enqueue is new for the first only, as if one had gone first."""
+        per_site: dict[str, tuple[list[Any], dict[str, int], list[int]]] = {}
+        for owner, ready in enumerate(requests):
+            for site, key, body, priority, delay, max_attempts, run in ready:
+                args, runs, owners = per_site.setdefault(site, ([0, _SEEN_MS], {}, []))
+                args[0] += 1
+                index = runs.setdefault(run, len(runs) + 1) if run else 0
+                args += (key, body, priority, delay, max_attempts, index)
+                owners.append(owner)
         calls = [
             ("ENQUEUE", self._keys(site) + self._run_keys(site, list(runs)), args)
-            for site, (args, runs) in per_site.items()
+            for site, (args, runs, _) in per_site.items()
         ]
-        return sum(int(n) for n in await self._run(calls, sites=list(per_site)))
+        replies = await self._run(calls, sites=list(per_site), each=True)
+        return self._count_flags(len(requests), per_site.values(), replies)
 
     def _seen_key(self, site_id: str, run: str) -> str:
         return f"{self._prefix}:{{{site_id}}}:seen:{run}"
@@ -228,35 +292,73 @@ class RedisQueue(JobQueue):
             return []
         if visibility <= 0:
             raise QueueError(f"a lease needs a visibility above 0 seconds, not {visibility}")
-        candidates = list(sites) if sites is not None else await self._lease_sites()
-        random.shuffle(candidates)
-        leases: list[Lease] = []
-        while len(leases) < count and candidates:
-            remaining = count - len(leases)
-            if remaining < len(candidates):
-                asked, rest = candidates[:remaining], candidates[remaining:]
-                shares = [1] * len(asked)
-            else:
-                asked, rest = candidates, []
-                share, extra = divmod(remaining, len(asked))
-                shares = [share + (i < extra) for i in range(len(asked))]
+        chosen = None if sites is None else list(sites)
+        if chosen is not None:
+            if not chosen:
+                return []
+            for site in chosen:
+                self._keys(site)
+        return await self._leasing.submit(_LeaseAsk(count, chosen, float(visibility)))
+
+    async def _lease_batch(self, asks: list[_LeaseAsk]) -> list[list[Lease] | Exception]:
+        """Callers' leases in rounds of one pipeline: each round asks every site for the sum
+        of the shares its callers want from it (one LEASE per site and visibility, gated as a
+        whole), then deals what came back to them in the order they asked."""
+        known: list[str] = []
+        if any(ask.sites is None for ask in asks):
+            known = await self._lease_sites()
+        dealt = []
+        for ask in asks:
+            candidates = list(known if ask.sites is None else ask.sites)
+            random.shuffle(candidates)
+            dealt.append(_Dealt(ask, candidates, []))
+        while True:
+            wanted: dict[tuple[str, float], list[tuple[_Dealt, int]]] = {}
+            rests: list[tuple[_Dealt, list[str], list[str]]] = []
+            for one in dealt:
+                remaining = one.ask.count - len(one.got)
+                if remaining <= 0 or not one.candidates:
+                    continue
+                candidates = one.candidates
+                if remaining < len(candidates):
+                    asked, rest = candidates[:remaining], candidates[remaining:]
+                    shares = [1] * len(asked)
+                else:
+                    asked, rest = candidates, []
+                    share, extra = divmod(remaining, len(asked))
+                    shares = [share + (i < extra) for i in range(len(asked))]
+                for site, want in zip(asked, shares, strict=True):
+                    wanted.setdefault((site, one.ask.visibility), []).append((one, want))
+                full: list[str] = []
+                rests.append((one, rest, full))
+            if not wanted:
+                return [one.got for one in dealt]
             calls = [
                 (
                     "LEASE",
                     self._keys(site),
-                    [want, visibility, secrets.token_hex(8), _HOUSEKEEP_LIMIT],
+                    [
+                        sum(want for _, want in takers),
+                        visibility,
+                        secrets.token_hex(8),
+                        _HOUSEKEEP_LIMIT,
+                    ],
                 )
-                for site, want in zip(asked, shares, strict=True)
+                for (site, visibility), takers in wanted.items()
             ]
             replies = await self._run(calls)
-            full: list[str] = []
-            for site, want, reply in zip(asked, shares, replies, strict=True):
+            fulls = {id(one): full for one, _, full in rests}
+            for ((site, _), takers), reply in zip(wanted.items(), replies, strict=True):
                 got = self._leases(site, reply)
-                leases += got
-                if len(got) == want:
-                    full.append(site)
-            candidates = rest + full
-        return leases
+                start = 0
+                for one, want in takers:
+                    taken = got[start : start + want]
+                    start += len(taken)
+                    one.got += taken
+                    if len(taken) == want:
+                        fulls[id(one)].append(site)
+            for one, rest, full in rests:
+                one.candidates = rest + full
 
     @staticmethod
     def _leases(site_id: str, reply: list[Any]) -> list[Lease]:
@@ -284,51 +386,137 @@ class RedisQueue(JobQueue):
 
     async def heartbeat(self, leases: Sequence[Lease], visibility: float) -> list[Lease]:
         """Extend the leases still held by `visibility` seconds from now (server time)."""
-        per_site = self._by_site(leases)
-        calls = [("HEARTBEAT", self._keys(s), [visibility, *p]) for s, p in per_site.items()]
-        if not calls:
+        if not leases:
             return []
-        held: dict[tuple[str, str], float] = {}
-        for site, reply in zip(per_site, await self._run(calls), strict=True):
+        for lease in leases:
+            self._keys(lease.site_id)
+        return await self._heartbeats.submit((list(leases), float(visibility)))
+
+    async def _heartbeat_batch(
+        self, requests: list[tuple[list[Lease], float]]
+    ) -> list[list[Lease] | Exception]:
+        """One HEARTBEAT per site and visibility for every caller's leases."""
+        per_call: dict[tuple[str, float], tuple[list[Any], list[tuple[int, int]]]] = {}
+        for owner, (leases, visibility) in enumerate(requests):
+            for position, lease in enumerate(leases):
+                args, owners = per_call.setdefault((lease.site_id, visibility), ([visibility], []))
+                args += (lease.key, lease.token)
+                owners.append((owner, position))
+        calls = [("HEARTBEAT", self._keys(site), args) for (site, _), (args, _) in per_call.items()]
+        replies = await self._run(calls, each=True)
+        expiry: list[dict[int, float]] = [{} for _ in requests]
+        failed: list[Exception | None] = [None] * len(requests)
+        for (_, owners), reply in zip(per_call.values(), replies, strict=True):
+            if isinstance(reply, Exception):
+                for owner, _ in owners:
+                    failed[owner] = reply
+                continue
             expires_at = float(reply[0])
-            held.update(((site, _text(key)), expires_at) for key in reply[1:])
+            for (owner, position), flag in zip(owners, _text(reply[1]), strict=True):
+                if flag == "1":
+                    expiry[owner][position] = expires_at
         return [
-            replace(lease, expires_at=held[lease.site_id, lease.key])
-            for lease in leases
-            if (lease.site_id, lease.key) in held
+            error
+            if error is not None
+            else [
+                replace(lease, expires_at=held[position])
+                for position, lease in enumerate(leases)
+                if position in held
+            ]
+            for (leases, _), held, error in zip(requests, expiry, failed, strict=True)
         ]
 
     async def ack(self, leases: Sequence[Lease]) -> int:
         """Mark the jobs done and trim each site's finished jobs to the retention."""
-        keep: list[Any] = [self._retention.count, self._retention.seconds]
-        per_site: dict[str, tuple[list[Any], dict[str, int]]] = {}
+        if not leases:
+            return 0
         for lease in leases:
-            args, runs = per_site.setdefault(lease.site_id, (list(keep), {}))
-            run = run_of(lease)
-            index = runs.setdefault(run, len(runs) + 1) if run else 0
-            args += (lease.key, lease.token, index)
+            self._keys(lease.site_id)
+        return await self._acks.submit(list(leases))
+
+    async def _ack_batch(self, requests: list[list[Lease]]) -> list[int | Exception]:
+        """One ACK per site for every caller's leases."""
+        keep: list[Any] = [self._retention.count, self._retention.seconds]
+        per_site: dict[str, tuple[list[Any], dict[str, int], list[int]]] = {}
+        for owner, leases in enumerate(requests):
+            for lease in leases:
+                args, runs, owners = per_site.setdefault(lease.site_id, (list(keep), {}, []))
+                run = run_of(lease)
+                index = runs.setdefault(run, len(runs) + 1) if run else 0
+                args += (lease.key, lease.token, index)
+                owners.append(owner)
         calls = [
             ("ACK", self._keys(site) + [self._run_key(site, run) for run in runs], args)
-            for site, (args, runs) in per_site.items()
+            for site, (args, runs, _) in per_site.items()
         ]
-        return sum(int(n) for n in await self._run(calls)) if calls else 0
+        return self._count_flags(
+            len(requests), per_site.values(), await self._run(calls, each=True)
+        )
+
+    @staticmethod
+    def _count_flags(
+        callers: int, groups: Any, replies: Sequence[Any], yes: str = "1"
+    ) -> list[int | Exception]:
+        """Per caller, the items its calls answered `yes` to; a failed call fails its callers.
+        `groups` yields tuples whose last element lists each item's caller."""
+        counts: list[int | Exception] = [0] * callers
+        for group, reply in zip(groups, replies, strict=True):
+            owners: list[int] = group[-1]
+            if isinstance(reply, Exception):
+                for owner in owners:
+                    counts[owner] = reply
+                continue
+            for owner, flag in zip(owners, _text(reply), strict=True):
+                count = counts[owner]
+                if flag == yes and not isinstance(count, Exception):
+                    counts[owner] = count + 1
+        return counts
 
     async def fail(self, lease: Lease, error: str, *, retry_after: float | None = None) -> bool:
         """Retry after `retry_after` or `backoff(attempts)`, or go dead with `error` once the
         attempts are used up; True when the job went dead."""
+        self._keys(lease.site_id)
         delay = retry_after if retry_after is not None else backoff(lease.attempts)
-        args = [lease.key, lease.token, error, max(0.0, delay)]
-        keys = self._keys(lease.site_id)
-        run = run_of(lease)
-        if run:
-            keys = [*keys, self._run_key(lease.site_id, run)]
-        (reply,) = await self._run([("FAIL", keys, args)])
-        return int(reply) == 1
+        return await self._fails.submit((lease, error, max(0.0, delay)))
+
+    async def _fail_batch(self, requests: list[tuple[Lease, str, float]]) -> list[bool | Exception]:
+        """One FAIL per site for every caller's failure."""
+        per_site: dict[str, tuple[list[Any], dict[str, int], list[int]]] = {}
+        for owner, (lease, error, delay) in enumerate(requests):
+            args, runs, owners = per_site.setdefault(lease.site_id, ([], {}, []))
+            run = run_of(lease)
+            index = runs.setdefault(run, len(runs) + 1) if run else 0
+            args += (lease.key, lease.token, error, delay, index)
+            owners.append(owner)
+        calls = [
+            ("FAIL", self._keys(site) + [self._run_key(site, run) for run in runs], args)
+            for site, (args, runs, _) in per_site.items()
+        ]
+        dead = self._count_flags(
+            len(requests), per_site.values(), await self._run(calls, each=True)
+        )
+        return [d if isinstance(d, Exception) else d == 1 for d in dead]
 
     async def release(self, leases: Sequence[Lease]) -> int:
         """Give the jobs back untried: ready again at once, in their old place."""
-        calls = [("RELEASE", self._keys(s), p) for s, p in self._by_site(leases).items()]
-        return sum(int(n) for n in await self._run(calls)) if calls else 0
+        if not leases:
+            return 0
+        for lease in leases:
+            self._keys(lease.site_id)
+        return await self._releases.submit(list(leases))
+
+    async def _release_batch(self, requests: list[list[Lease]]) -> list[int | Exception]:
+        """One RELEASE per site for every caller's leases."""
+        per_site: dict[str, tuple[list[Any], list[int]]] = {}
+        for owner, leases in enumerate(requests):
+            for lease in leases:
+                args, owners = per_site.setdefault(lease.site_id, ([], []))
+                args += (lease.key, lease.token)
+                owners.append(owner)
+        calls = [("RELEASE", self._keys(site), args) for site, (args, _) in per_site.items()]
+        return self._count_flags(
+            len(requests), per_site.values(), await self._run(calls, each=True)
+        )
 
     async def set_limits(self, site_id: str, limits: SiteLimits) -> None:
         """Set the site's GCRA rate, burst and concurrency, for every worker at once."""

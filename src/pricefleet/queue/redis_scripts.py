@@ -153,7 +153,8 @@ end
 #: KEYS: the site's, then per run named its seen set and its figures (a hash: enqueued, done,
 #: dead). ARGV: n, seen time-to-live (ms), then n times (key, data, priority, delay,
 #: max_attempts, run: 0 or 1-based index of the run). A job with a run is skipped when its key
-#: was already seen in that run. Returns how many were new.
+#: was already seen in that run. Returns one character per job, in order: 1 new, 0 a no-op (so
+#: the callers merged into one call each learn their own count).
 ENQUEUE = (
     _PRELUDE
     + """
@@ -161,7 +162,9 @@ local now = clock()
 local n = tonumber(ARGV[1])
 local base = redis.call('HINCRBY', K_META, 'seq', n) - n
 local new = 0
+local flags = {}
 for j = 0, n - 1 do
+  flags[j + 1] = '0'
   local a = 3 + j * 6
   local key = ARGV[a]
   local run = tonumber(ARGV[a + 5])
@@ -186,6 +189,7 @@ for j = 0, n - 1 do
     end
     put_info(key, ni)
     new = new + 1
+    flags[j + 1] = '1'
     if run > 0 then
       redis.call('HINCRBY', KEYS[10 + 2 * run], 'enqueued', 1)
     end
@@ -197,7 +201,7 @@ end
 if new > 0 then
   redis.call('HINCRBY', K_META, 'enqueued', new)
 end
-return new
+return table.concat(flags)
 """
 )
 
@@ -268,35 +272,42 @@ return out
 """
 )
 
-#: ARGV: visibility, then (key, token) pairs. Returns {expires_at, keys still held...}.
+#: ARGV: visibility, then (key, token) pairs. Returns {expires_at, one character per pair: 1
+#: extended, 0 not held}.
 HEARTBEAT = (
     _PRELUDE
     + """
 local now = clock()
 local expires = fmt(now + tonumber(ARGV[1]))
-local out = {expires}
+local flags = {}
 for a = 2, #ARGV, 2 do
   local key = ARGV[a]
   if held(get_info(key), ARGV[a + 1]) then
     redis.call('ZADD', K_LEASED, 'XX', expires, key)
-    out[#out + 1] = key
+    flags[#flags + 1] = '1'
+  else
+    flags[#flags + 1] = '0'
   end
 end
-return out
+return {expires, table.concat(flags)}
 """
 )
 
 #: KEYS: the site's, then the figures of the runs named. ARGV: retention count, retention
-#: seconds, then (key, token, run: 0 or 1-based index) triples. Returns acks accepted.
+#: seconds, then (key, token, run: 0 or 1-based index) triples. Returns one character per
+#: triple: 1 accepted, 0 a stale token.
 ACK = (
     _PRELUDE
     + """
 local now = clock()
 local accepted = 0
+local flags = {}
 for a = 3, #ARGV, 3 do
   local key = ARGV[a]
   local i = get_info(key)
+  flags[#flags + 1] = '0'
   if held(i, ARGV[a + 1]) then
+    flags[#flags] = '1'
     redis.call('ZREM', K_LEASED, key)
     i[1] = 'd'
     i[6] = ''
@@ -321,49 +332,62 @@ if k > 0 then
   redis.call('ZREMRANGEBYRANK', K_DONE, 0, k - 1)
   hdel_all(gone)
 end
-return accepted
+return table.concat(flags)
 """
 )
 
-#: KEYS: the site's, then the figures of the job's run (when it has one). ARGV: key, token,
-#: error, retry delay. Returns -1 (stale token), 0 (retried) or 1 (dead).
+#: KEYS: the site's, then the figures of the runs named. ARGV: (key, token, error, retry delay,
+#: run: 0 or 1-based index) quintuples. Returns one character per quintuple: - (stale token),
+#: 0 (retried) or 1 (dead).
 FAIL = (
     _PRELUDE
     + """
 local now = clock()
-local key = ARGV[1]
-local i = get_info(key)
-if not held(i, ARGV[2]) then
-  return -1
-end
-redis.call('ZREM', K_LEASED, key)
-redis.call('HINCRBY', K_META, 'failed', 1)
-if i[2] >= i[3] then
-  to_dead(key, i, now, ARGV[3])
-  put_info(key, i)
-  if KEYS[11] and redis.call('EXISTS', KEYS[11]) == 1 then
-    redis.call('HINCRBY', KEYS[11], 'dead', 1)
+local flags = {}
+local failed = 0
+for a = 1, #ARGV, 5 do
+  local key = ARGV[a]
+  local i = get_info(key)
+  if not held(i, ARGV[a + 1]) then
+    flags[#flags + 1] = '-'
+  else
+    redis.call('ZREM', K_LEASED, key)
+    failed = failed + 1
+    local run = tonumber(ARGV[a + 4])
+    if i[2] >= i[3] then
+      to_dead(key, i, now, ARGV[a + 2])
+      put_info(key, i)
+      if run > 0 and redis.call('EXISTS', KEYS[10 + run]) == 1 then
+        redis.call('HINCRBY', KEYS[10 + run], 'dead', 1)
+      end
+      flags[#flags + 1] = '1'
+    else
+      redis.call('HSET', K_ERRORS, key, ARGV[a + 2])
+      local delay = tonumber(ARGV[a + 3])
+      if delay > 0 then
+        to_delayed(key, i, now + delay)
+      else
+        to_ready(key, i, now)
+      end
+      put_info(key, i)
+      flags[#flags + 1] = '0'
+    end
   end
-  return 1
 end
-redis.call('HSET', K_ERRORS, key, ARGV[3])
-local delay = tonumber(ARGV[4])
-if delay > 0 then
-  to_delayed(key, i, now + delay)
-else
-  to_ready(key, i, now)
+if failed > 0 then
+  redis.call('HINCRBY', K_META, 'failed', failed)
 end
-put_info(key, i)
-return 0
+return table.concat(flags)
 """
 )
 
-#: ARGV: (key, token) pairs. Returns how many went back; their attempt does not count.
+#: ARGV: (key, token) pairs. Returns one character per pair: 1 went back (its attempt does not
+#: count), 0 a stale token.
 RELEASE = (
     _PRELUDE
     + """
 local now = clock()
-local released = 0
+local flags = {}
 for a = 1, #ARGV, 2 do
   local key = ARGV[a]
   local i = get_info(key)
@@ -372,10 +396,12 @@ for a = 1, #ARGV, 2 do
     i[2] = math.max(0, i[2] - 1)
     to_ready(key, i, now)
     put_info(key, i)
-    released = released + 1
+    flags[#flags + 1] = '1'
+  else
+    flags[#flags + 1] = '0'
   end
 end
-return released
+return table.concat(flags)
 """
 )
 

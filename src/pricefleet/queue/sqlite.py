@@ -7,173 +7,39 @@ queue's transactions are short and batch-shaped, and a thread hop per batch is c
 async driver's hop per statement. Times come from `time.time()`: every process of the embedded
 profile runs on the one machine.
 
+Concurrent calls on one instance share transactions (group commit, `pricefleet.queue.coalesce`):
+while one transaction is in flight, the calls arriving wait, then all go in ONE transaction and
+one thread hop, each call's statements in a savepoint of its own, in the order they came, at the
+transaction's one `now`. Each call thus sees exactly what it would have seen going alone right
+after the one before it (gating, dedup and all); one that raises is rolled back to its savepoint
+and its error goes to its caller only.
+
 A job row's `due` means, by state: `queued` leasable from; `leased` lease expiry; `done` and
 `dead` finished at. Pending keys are unique per site through a partial unique index.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
-import re
 import secrets
 import sqlite3
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
-from typing import Any, TypeVar
 
 import orjson
 
-from pricefleet.errors import ConfigError, QueueError
 from pricefleet.models import JobKind
-from pricefleet.queue.base import (
-    SEEN_SECONDS,
-    JobQueue,
-    Lease,
-    NewJob,
-    Retention,
-    RunProgress,
-    SiteLimits,
-    SiteStats,
-    backoff,
-    run_of,
-)
+from pricefleet.queue.base import SEEN_SECONDS, Lease, NewJob, backoff, run_of
+from pricefleet.queue.sqlite_sites import SqliteSites
 
 __all__ = ["SqliteQueue"]
 
-BUSY_TIMEOUT_MS = 30_000
-_T = TypeVar("_T")
-_PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,30}")
 _JOB_COLUMNS = "id, site_id, key, kind, url, payload, priority, max_attempts, attempts, due, token"
 
 
-class SqliteQueue(JobQueue):
-    """Per-site job queues in the tables `<prefix>_jobs` and `<prefix>_sites` of one file."""
-
-    def __init__(self, url: str, *, prefix: str = "pf", retention: Retention) -> None:
-        path = url.split(":///", 1)[1] if ":///" in url else ""
-        if not path:
-            raise ConfigError(f"queue URL {url!r}: expected sqlite:///path/to/queue.db")
-        if not _PREFIX.fullmatch(prefix.replace("-", "_")):
-            raise ConfigError(f"queue prefix {prefix!r}: letters, digits and _ only")
-        self.url = url
-        self.retention = retention
-        self._jobs = f"{prefix.replace('-', '_')}_jobs"
-        self._sites = f"{prefix.replace('-', '_')}_sites"
-        self._seen = f"{prefix.replace('-', '_')}_seen"
-        self._runs = f"{prefix.replace('-', '_')}_runs"
-        self._swept = 0.0
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._lock = asyncio.Lock()
-        self._turn = 0
-        self._create()
-
-    # --- plumbing --------------------------------------------------------------------------
-
-    def _create(self) -> None:
-        db, jobs, sites = self._db, self._jobs, self._sites
-        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute(
-                f"""CREATE TABLE IF NOT EXISTS {jobs} (
-                    id INTEGER PRIMARY KEY,
-                    site_id TEXT NOT NULL,
-                    key TEXT NOT NULL,
-                    kind TEXT NOT NULL,
-                    url TEXT NOT NULL,
-                    payload BLOB NOT NULL,
-                    priority INTEGER NOT NULL,
-                    max_attempts INTEGER NOT NULL,
-                    attempts INTEGER NOT NULL DEFAULT 0,
-                    state TEXT NOT NULL,
-                    due REAL NOT NULL,
-                    token TEXT,
-                    error TEXT)"""
-            )
-            db.execute(
-                f"CREATE UNIQUE INDEX IF NOT EXISTS {jobs}_pending ON {jobs} (site_id, key) "
-                "WHERE state IN ('queued', 'leased')"
-            )
-            db.execute(
-                f"CREATE INDEX IF NOT EXISTS {jobs}_order "
-                f"ON {jobs} (site_id, state, priority DESC, id)"
-            )
-            db.execute(f"CREATE INDEX IF NOT EXISTS {jobs}_due ON {jobs} (state, due)")
-            db.execute(
-                f"CREATE UNIQUE INDEX IF NOT EXISTS {jobs}_token ON {jobs} (token) "
-                "WHERE token IS NOT NULL"
-            )
-            db.execute(
-                f"""CREATE TABLE IF NOT EXISTS {self._seen} (
-                    site_id TEXT NOT NULL,
-                    run TEXT NOT NULL,
-                    key TEXT NOT NULL,
-                    at REAL NOT NULL,
-                    PRIMARY KEY (site_id, run, key)) WITHOUT ROWID"""
-            )
-            db.execute(
-                f"""CREATE TABLE IF NOT EXISTS {self._runs} (
-                    site_id TEXT NOT NULL,
-                    run TEXT NOT NULL,
-                    enqueued INTEGER NOT NULL DEFAULT 0,
-                    done INTEGER NOT NULL DEFAULT 0,
-                    dead INTEGER NOT NULL DEFAULT 0,
-                    at REAL NOT NULL,
-                    PRIMARY KEY (site_id, run)) WITHOUT ROWID"""
-            )
-            db.execute(
-                f"""CREATE TABLE IF NOT EXISTS {sites} (
-                    site_id TEXT PRIMARY KEY,
-                    paused INTEGER NOT NULL DEFAULT 0,
-                    hold_until REAL NOT NULL DEFAULT 0,
-                    rate REAL NOT NULL DEFAULT 0,
-                    burst INTEGER NOT NULL DEFAULT 1,
-                    concurrency INTEGER NOT NULL DEFAULT 0,
-                    tat REAL NOT NULL DEFAULT 0,
-                    enqueued_total INTEGER NOT NULL DEFAULT 0,
-                    acked_total INTEGER NOT NULL DEFAULT 0,
-                    failed_total INTEGER NOT NULL DEFAULT 0,
-                    marks BLOB NOT NULL DEFAULT '{{}}')"""
-            )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-
-    async def _run(self, work: Callable[[sqlite3.Connection, float], _T]) -> _T:
-        """`work(db, now)` in one write transaction, on a worker thread."""
-
-        def transaction() -> _T:
-            db = self._db
-            try:
-                db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise QueueError(f"queue {self.url}: cannot start a transaction: {exc}") from exc
-            try:
-                result = work(db, time.time())
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return result
-
-        async with self._lock:
-            return await asyncio.to_thread(transaction)
-
-    def _site_row(self, db: sqlite3.Connection, site_id: str) -> None:
-        db.execute(f"INSERT OR IGNORE INTO {self._sites} (site_id) VALUES (?)", (site_id,))
-
-    async def close(self) -> None:
-        """Close the file."""
-        async with self._lock:
-            self._db.close()
+class SqliteQueue(SqliteSites):
+    """Per-site job queues in the tables `<prefix>_jobs` and `<prefix>_sites` of one file: the
+    jobs' life here, the sites' settings in `SqliteSites`, the file in `SqliteFile`."""
 
     # --- jobs ------------------------------------------------------------------------------
 
@@ -492,209 +358,3 @@ class SqliteQueue(JobQueue):
             return max(0, cursor.rowcount)
 
         return await self._run(work) if leases else 0
-
-    # --- sites -----------------------------------------------------------------------------
-
-    async def _set(self, site_id: str, assignments: str, values: tuple[Any, ...]) -> None:
-        def work(db: sqlite3.Connection, now: float) -> None:
-            self._site_row(db, site_id)
-            db.execute(
-                f"UPDATE {self._sites} SET {assignments} WHERE site_id = ?",
-                (*(now if v is _NOW else v for v in values), site_id),
-            )
-
-        await self._run(work)
-
-    async def set_limits(self, site_id: str, limits: SiteLimits) -> None:
-        """The site's lease rate, burst and concurrency."""
-        await self._set(
-            site_id,
-            "rate = ?, burst = ?, concurrency = ?",
-            (limits.rate, limits.burst, limits.concurrency),
-        )
-
-    async def acquire(self, site_id: str, rate: float, burst: int) -> float:
-        """Take one GCRA slot now (0), or say how long until one is free."""
-        if rate <= 0:
-            return 0.0
-
-        def work(db: sqlite3.Connection, now: float) -> float:
-            self._site_row(db, site_id)
-            (tat,) = db.execute(
-                f"SELECT tat FROM {self._sites} WHERE site_id = ?", (site_id,)
-            ).fetchone()
-            interval = 1.0 / rate
-            tat = max(float(tat), now)
-            wait = tat - now - (max(1, burst) - 1) * interval
-            if wait > 1e-9:
-                return wait
-            db.execute(
-                f"UPDATE {self._sites} SET tat = ? WHERE site_id = ?", (tat + interval, site_id)
-            )
-            return 0.0
-
-        return await self._run(work)
-
-    async def advance(self, site_id: str, mark: str, value: float) -> bool:
-        """Move a named mark of the site forward; True if it moved."""
-
-        def work(db: sqlite3.Connection, now: float) -> bool:
-            self._site_row(db, site_id)
-            (raw,) = db.execute(
-                f"SELECT marks FROM {self._sites} WHERE site_id = ?", (site_id,)
-            ).fetchone()
-            marks = orjson.loads(raw)
-            if mark in marks and marks[mark] >= value:
-                return False
-            marks[mark] = value
-            db.execute(
-                f"UPDATE {self._sites} SET marks = ? WHERE site_id = ?",
-                (orjson.dumps(marks), site_id),
-            )
-            return True
-
-        return await self._run(work)
-
-    async def hold(self, site_id: str, seconds: float) -> None:
-        """Lease nothing from the site for `seconds`; a longer hold in place stays."""
-        await self._set(site_id, "hold_until = max(hold_until, ? + ?)", (_NOW, max(0.0, seconds)))
-
-    async def pause(self, site_id: str) -> None:
-        """Stop leasing the site's jobs until `resume`."""
-        await self._set(site_id, "paused = ?", (1,))
-
-    async def resume(self, site_id: str) -> None:
-        """Lease the site's jobs again."""
-        await self._set(site_id, "paused = ?", (0,))
-
-    async def sites(self) -> list[str]:
-        """Every site the queue has heard of, sorted."""
-
-        def work(db: sqlite3.Connection, now: float) -> list[str]:
-            return [r[0] for r in db.execute(f"SELECT site_id FROM {self._sites} ORDER BY 1")]
-
-        return await self._run(work)
-
-    async def stats(self, site_ids: Sequence[str] | None = None) -> dict[str, SiteStats]:
-        """Per-site figures; named sites always answer (zeros when unknown)."""
-
-        def work(db: sqlite3.Connection, now: float) -> dict[str, SiteStats]:
-            counts: dict[str, dict[str, float]] = {}
-            for site_id, state, ready, number, oldest in db.execute(
-                f"SELECT site_id, state, due <= ?, count(*), min(due) FROM {self._jobs} "
-                "GROUP BY site_id, state, due <= ?",
-                (now, now),
-            ):
-                site = counts.setdefault(site_id, {})
-                name = {"queued": "queued" if ready else "delayed"}.get(state, state)
-                site[name] = number
-                if name == "queued":
-                    site["oldest"] = oldest
-            known = {
-                row[0]: row[1:]
-                for row in db.execute(
-                    f"SELECT site_id, paused, hold_until, enqueued_total, acked_total, "
-                    f"failed_total FROM {self._sites}"
-                )
-            }
-            wanted = sorted(known) if site_ids is None else list(site_ids)
-            result = {}
-            for site_id in wanted:
-                paused, hold_until, enqueued, acked, failed = known.get(site_id, (0, 0, 0, 0, 0))
-                site = counts.get(site_id, {})
-                result[site_id] = SiteStats(
-                    site_id=site_id,
-                    queued=int(site.get("queued", 0)),
-                    delayed=int(site.get("delayed", 0)),
-                    leased=int(site.get("leased", 0)),
-                    dead=int(site.get("dead", 0)),
-                    done=int(site.get("done", 0)),
-                    oldest_age=max(0.0, now - site["oldest"]) if "oldest" in site else 0.0,
-                    paused=bool(paused),
-                    hold_seconds=max(0.0, hold_until - now),
-                    enqueued_total=enqueued,
-                    acked_total=acked,
-                    failed_total=failed,
-                )
-            return result
-
-        return await self._run(work)
-
-    async def dead(self, site_id: str, limit: int = 100) -> list[tuple[Lease, str]]:
-        """The site's dead jobs, newest first, with their last error."""
-
-        def work(db: sqlite3.Connection, now: float) -> list[tuple[Lease, str]]:
-            rows = db.execute(
-                f"SELECT key, kind, url, payload, priority, max_attempts, attempts, due, error "
-                f"FROM {self._jobs} WHERE site_id = ? AND state = 'dead' "
-                "ORDER BY due DESC, id DESC LIMIT ?",
-                (site_id, limit),
-            ).fetchall()
-            return [
-                (
-                    Lease(
-                        site_id,
-                        key,
-                        JobKind(kind),
-                        url,
-                        "",
-                        attempts,
-                        max_attempts,
-                        due,
-                        priority,
-                        orjson.loads(payload),
-                    ),
-                    error or "",
-                )
-                for key, kind, url, payload, priority, max_attempts, attempts, due, error in rows
-            ]
-
-        return await self._run(work)
-
-    async def replay(self, site_id: str, keys: Sequence[str] | None = None) -> int:
-        """Queue dead jobs again with fresh attempts; a dead key already pending again is
-        dropped from the dead letters instead."""
-
-        def work(db: sqlite3.Connection, now: float) -> int:
-            chosen = ""
-            params: tuple[Any, ...] = (now, site_id)
-            if keys is not None:
-                chosen = f" AND key IN ({', '.join('?' for _ in keys)})"
-                params += tuple(keys)
-            cursor = db.execute(
-                f"UPDATE OR IGNORE {self._jobs} SET state = 'queued', due = ?, attempts = 0, "
-                f"error = NULL WHERE site_id = ? AND state = 'dead'{chosen}",
-                params,
-            )
-            db.execute(
-                f"DELETE FROM {self._jobs} WHERE site_id = ? AND state = 'dead'{chosen}",
-                params[1:],
-            )
-            return max(0, cursor.rowcount)
-
-        return await self._run(work)
-
-    async def run_progress(self, site_id: str, run: str) -> RunProgress | None:
-        """The run's row of figures, None once swept (older than `SEEN_SECONDS`)."""
-
-        def work(db: sqlite3.Connection, now: float) -> RunProgress | None:
-            row = db.execute(
-                f"SELECT enqueued, done, dead FROM {self._runs} WHERE site_id = ? AND run = ?",
-                (site_id, run),
-            ).fetchone()
-            return None if row is None else RunProgress(site_id, run, *row)
-
-        return await self._run(work)
-
-    async def purge(self, site_id: str) -> None:
-        """Forget the site's jobs and settings."""
-
-        def work(db: sqlite3.Connection, now: float) -> None:
-            for table in (self._jobs, self._seen, self._runs, self._sites):
-                db.execute(f"DELETE FROM {table} WHERE site_id = ?", (site_id,))
-
-        await self._run(work)
-
-
-#: Stands for "now" in `_set`'s values (the transaction's clock, not the caller's).
-_NOW = object()
