@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     cache_purge_url: str | None = Field(default=None, pattern=r"^https?://")
     #: A product not seen for this long is stale (seed 004: refreshed every 24 h).
     freshness_seconds: int = Field(default=86_400, ge=60)
+    #: The scheduler recomputes the trending price moves this often, seconds (0: never; the
+    #: trending answers' cache TTL is 10 minutes too).
+    trending_refresh_seconds: float = Field(default=600, ge=0)
     #: Whether reads need no API key; None: yes in the embedded profile, no in the cluster one.
     public_reads: bool | None = None
     #: Only these networks may call the API (CIDRs, comma-separated); empty: everyone.

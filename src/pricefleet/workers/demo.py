@@ -124,7 +124,14 @@ async def run_demo_fleet(
         if exit_after_crawl:
             return
         api = f"http://{settings.api_host}:{settings.api_port}"
-        scheduler = Scheduler(queue, store, {r.id: r for r in recipes})
+        # Its first tick also recomputes the trending moves of what was just crawled.
+        scheduler = Scheduler(
+            queue,
+            store,
+            {r.id: r for r in recipes},
+            freshness=settings.freshness_seconds,
+            trending_every=settings.trending_refresh_seconds,
+        )
         on_signals(scheduler.stop)
         on_signals(supervisor.stop)
         serving = asyncio.create_task(serve_api_process(settings))

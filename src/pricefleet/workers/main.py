@@ -140,10 +140,22 @@ async def run_scheduler(
     try:
         if settings.profile.value == "embedded":
             await store.upgrade()  # the embedded profile migrates on start-up
-        scheduler = Scheduler(queue, store, recipes, tick=tick)
+        scheduler = Scheduler(
+            queue,
+            store,
+            recipes,
+            tick=tick,
+            freshness=settings.freshness_seconds,
+            trending_every=settings.trending_refresh_seconds,
+        )
         if once:
             report = await scheduler.tick()
-            log.info("scheduler: started %s, refreshed %s", report.started, report.refreshed)
+            log.info(
+                "scheduler: started %s, refreshed %s, trending recomputed: %s",
+                report.started,
+                report.refreshed,
+                report.trending,
+            )
             await metrics.update(queue)
             return
         on_signals(scheduler.stop)

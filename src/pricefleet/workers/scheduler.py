@@ -9,6 +9,9 @@ Every `tick` seconds, for every site:
 - **Freshness** (seed `004`: data fresher than 24 h). Every `fresh_every` seconds, products not
   seen for `freshness` seconds get refresh jobs: their own page for sites crawled page by page,
   or a new crawl for sites read through an API.
+- **Trending.** Every `trending_every` seconds the store recomputes its trending moves
+  (`Store.refresh_trending`: PostgreSQL's materialised view, or a backend's table), so
+  `/v1/trending` follows the prices. Two schedulers both refresh: redundant work, never wrong.
 - **Reconciliation.** If the queue lost its contents (Redis restarted without persistence), the
   marks went with them: the next tick finds the current instant's crawl not started and starts
   it again from its seeds, and the freshness pass re-enqueues whatever the store says is stale.
@@ -87,6 +90,7 @@ class TickReport:
 
     started: list[str] = field(default_factory=list)  # sites whose crawl started
     refreshed: dict[str, int] = field(default_factory=dict)  # site -> refresh jobs enqueued
+    trending: bool = False  # the trending moves were recomputed
 
 
 class Scheduler:
@@ -101,6 +105,7 @@ class Scheduler:
         tick: float = 30.0,
         freshness: float = 86_400.0,
         fresh_every: float = 600.0,
+        trending_every: float = 600.0,
     ) -> None:
         self.queue = queue
         self.store = store
@@ -108,7 +113,9 @@ class Scheduler:
         self.tick_seconds = tick
         self.freshness = freshness
         self.fresh_every = fresh_every
+        self.trending_every = trending_every  # 0: never
         self._last_fresh = -float("inf")
+        self._last_trending = -float("inf")
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -137,7 +144,8 @@ class Scheduler:
                 await asyncio.wait_for(self._stop.wait(), self.tick_seconds)
 
     async def tick(self, now: datetime | None = None) -> TickReport:
-        """Start every due crawl; run the freshness pass when its time has come."""
+        """Start every due crawl; run the freshness pass and the trending refresh when their
+        time has come."""
         now = now or datetime.now(UTC)
         report = TickReport()
         for recipe in self.recipes.values():
@@ -152,6 +160,16 @@ class Scheduler:
                 count = await self._refresh(recipe, now)
                 if count:
                     report.refreshed[recipe.id] = count
+        since = time.monotonic() - self._last_trending
+        if self.trending_every > 0 and since >= self.trending_every:
+            self._last_trending = time.monotonic()
+            try:
+                began = time.monotonic()
+                await self.store.refresh_trending()
+                report.trending = True
+                log.info("scheduler: trending recomputed in %.1f s", time.monotonic() - began)
+            except Exception as exc:  # the crawls go on; the next period tries again
+                log.warning("scheduler: trending refresh failed: %s", exc)
         return report
 
     async def _refresh(self, recipe: Recipe, now: datetime) -> int:
