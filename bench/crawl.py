@@ -18,6 +18,13 @@ phase (fetch, parse, extract, normalise, store, crawl bookkeeping, event loop) i
 product. With `PRICEFLEET_BENCH_CRAWL_LARGE=1` (or `python -m bench.crawl --large`) pricefleet
 also crawls a 200,000-product export once, to compare peak RSS at 20,000 and 200,000 products.
 
+With `--fleet` (`PRICEFLEET_BENCH_CRAWL_FLEET=1`) the same crawl also runs through the queue
+with 1 and 2 `pricefleet worker --burst` processes on the embedded profile (SQLite queue and
+store); with `--cluster` (`PRICEFLEET_BENCH_CRAWL_CLUSTER=1`) on the cluster profile: Redis
+(`PRICEFLEET_BENCH_REDIS`, under a key prefix of its own, deleted afterwards) and PostgreSQL
+(`PRICEFLEET_BENCH_POSTGRES`, a database of its own, dropped afterwards), with the servers' CPU
+beside the workers'. Each reports the scaling from 1 to 2 processes.
+
 Both crawlers get the same robots.txt rules; the export's `Crawl-delay: 0.01` line is removed,
 because pricefleet obeys it (100 requests/s) and Scrapy ignores it. The recipe is the shipped
 `recipes/demo-jsonld.yaml` with its politeness limits raised to the schema's ceiling. Only
@@ -136,6 +143,8 @@ class Crawl:
     #: The cluster profile: CPU seconds of the servers it uses (the PostgreSQL backends of its
     #: database, sampled; Redis's whole server, which others share), beside the workers' own.
     server_cpu_seconds: float | None = None
+    #: The same by server: {"postgresql": …, "redis": …}.
+    server_cpu_by_server: dict[str, float] | None = None
 
 
 # --- the shop -----------------------------------------------------------------------------------
@@ -388,7 +397,8 @@ def crawl_fleet(
             codes.append(code)
         seconds = time.perf_counter() - began
         after = cpu_seconds(nginx.pids())
-        server_cpu = sampler.stop() if sampler is not None else None
+        servers = sampler.stop() if sampler is not None else None
+        server_cpu = sum(servers.values()) if servers is not None else None
         for log in logs:
             log.close()
         if any(codes):
@@ -411,6 +421,9 @@ def crawl_fleet(
         expected=len(truth),
         problems=problems,
         server_cpu_seconds=None if server_cpu is None else round(server_cpu, 2),
+        server_cpu_by_server=None
+        if servers is None
+        else {name: round(value, 2) for name, value in servers.items()},
     )
 
 
@@ -498,15 +511,15 @@ class _ServerCpu:
             if used is not None:
                 self._backends[pid] = used
 
-    def stop(self) -> float:
-        """Stop sampling: the servers' CPU seconds since the start."""
+    def stop(self) -> dict[str, float]:
+        """Stop sampling: each server's CPU seconds since the start."""
         self._poll()
         self._done.set()
         self._thread.join()
         redis_cpu = self._redis_cpu() - self._redis_before
         self._redis.close()
         # A backend seen for the first time mid-crawl counts from 0: it was opened by a worker.
-        return redis_cpu + sum(self._backends.values())
+        return {"postgresql": sum(self._backends.values()), "redis": redis_cpu}
 
 
 def crawl_scrapy(
