@@ -18,6 +18,13 @@ phase (fetch, parse, extract, normalise, store, crawl bookkeeping, event loop) i
 product. With `PRICEFLEET_BENCH_CRAWL_LARGE=1` (or `python -m bench.crawl --large`) pricefleet
 also crawls a 200,000-product export once, to compare peak RSS at 20,000 and 200,000 products.
 
+With `--fleet` (`PRICEFLEET_BENCH_CRAWL_FLEET=1`) the same crawl also runs through the queue
+with 1 and 2 `pricefleet worker --burst` processes on the embedded profile (SQLite queue and
+store); with `--cluster` (`PRICEFLEET_BENCH_CRAWL_CLUSTER=1`) on the cluster profile: Redis
+(`PRICEFLEET_BENCH_REDIS`, under a key prefix of its own, deleted afterwards) and PostgreSQL
+(`PRICEFLEET_BENCH_POSTGRES`, a database of its own, dropped afterwards), with the servers' CPU
+beside the workers'. Each reports the scaling from 1 to 2 processes.
+
 Both crawlers get the same robots.txt rules; the export's `Crawl-delay: 0.01` line is removed,
 because pricefleet obeys it (100 requests/s) and Scrapy ignores it. The recipe is the shipped
 `recipes/demo-jsonld.yaml` with its politeness limits raised to the schema's ceiling. Only
@@ -33,6 +40,7 @@ import cProfile
 import os
 import pstats
 import re
+import secrets
 import shutil
 import signal
 import sqlite3
@@ -43,7 +51,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -85,11 +93,30 @@ SCRAPY = "scrapy"
 FLEET_ENV = "PRICEFLEET_BENCH_CRAWL_FLEET"
 FLEET_SIZES = (1, 2)
 FLEET_CONCURRENCY = 64
+#: The cluster profile's fleet: the same workers on Redis (queue, own key prefix) and
+#: PostgreSQL (store, own database, dropped afterwards).
+CLUSTER_ENV = "PRICEFLEET_BENCH_CRAWL_CLUSTER"
+REDIS_ENV = "PRICEFLEET_BENCH_REDIS"
+POSTGRES_ENV = "PRICEFLEET_BENCH_POSTGRES"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+EMBEDDED = "embedded"
+CLUSTER = "cluster"
 
 
-def fleet_name(workers: int) -> str:
-    """The crawler name of a fleet of `workers` worker processes."""
+def fleet_name(workers: int, profile: str = EMBEDDED) -> str:
+    """The crawler name of a fleet of `workers` worker processes on `profile`'s queue and store."""
+    if profile == CLUSTER:
+        return f"pricefleet-cluster-{workers}"
     return f"pricefleet-workers-{workers}"
+
+
+def _fleet_of(crawler: str) -> tuple[str, int] | None:
+    """(profile, workers) of a fleet crawler's name, None for the others."""
+    match = re.fullmatch(r"pricefleet-(workers|cluster)-(\d+)", crawler)
+    if match is None:
+        return None
+    return (CLUSTER if match[1] == CLUSTER else EMBEDDED), int(match[2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +140,11 @@ class Crawl:
     expected: int
     #: Field name → how many products differ in it (pricefleet: also 'missing', 'extra').
     problems: dict[str, int]
+    #: The cluster profile: CPU seconds of the servers it uses (the PostgreSQL backends of its
+    #: database, sampled; Redis's whole server, which others share), beside the workers' own.
+    server_cpu_seconds: float | None = None
+    #: The same by server: {"postgresql": …, "redis": …}.
+    server_cpu_by_server: dict[str, float] | None = None
 
 
 # --- the shop -----------------------------------------------------------------------------------
@@ -288,7 +320,7 @@ def crawl_pricefleet(
         scratch / f"pricefleet-{number}.log",
         nginx,
         len(truth),
-        lambda: asyncio.run(check_store(database, truth)),
+        lambda: asyncio.run(check_store(f"sqlite:///{database}", truth)),
     )
     database.unlink(missing_ok=True)
     for suffix in ("-wal", "-shm"):
@@ -303,12 +335,15 @@ def crawl_fleet(
     nginx: Server,
     truth: dict[str, dict[str, Any]],
     workers: int,
+    profile: str = EMBEDDED,
 ) -> Crawl:
-    """The same crawl through the queue: `pricefleet scheduler --once` starts it on the
-    embedded queue, `workers` processes of `pricefleet worker --burst` drain it into a fresh
-    store. Wall time from the workers' start to the last one's exit; CPU summed over the
-    workers; peak RSS of the largest worker."""
-    home = scratch / f"fleet-{workers}-{number}"
+    """The same crawl through the queue: `pricefleet scheduler --once` starts it, `workers`
+    processes of `pricefleet worker --burst` drain it into a fresh store. `embedded`: SQLite
+    queue and store files; `cluster`: Redis (own key prefix) and PostgreSQL (own database,
+    migrated with `pricefleet db upgrade`), both removed afterwards. Wall time from the workers'
+    start to the last one's exit; CPU summed over the workers; peak RSS of the largest worker;
+    the cluster's server CPU (PostgreSQL backends of the database, Redis) beside it."""
+    home = scratch / f"fleet-{profile}-{workers}-{number}"
     shutil.rmtree(home, ignore_errors=True)
     (home / "recipes").mkdir(parents=True)
     shutil.copy(recipe, home / "recipes" / recipe.name)
@@ -319,38 +354,60 @@ def crawl_fleet(
         "PRICEFLEET_RECIPES_DIR": str(home / "recipes"),
         "COLUMNS": "160",
     }
-    base = [sys.executable, "-m", "pricefleet"]
-    seeded = subprocess.run(
-        [*base, "scheduler", "--once"], env=env, capture_output=True, timeout=120, check=False
-    )
-    if seeded.returncode != 0:
-        raise RuntimeError(f"scheduler --once failed: {seeded.stderr.decode()[-2000:]}")
-    command = [*base, "worker", "--burst", "--concurrency", str(FLEET_CONCURRENCY)]
-    before = cpu_seconds(nginx.pids())
-    logs = [(home / f"worker-{n}.log").open("wb") for n in range(workers)]
-    began = time.perf_counter()
-    launched = [
-        launch(command, env, log, home / f"worker-{n}.rusage.json") for n, log in enumerate(logs)
-    ]
-    cpu, rss_kib, codes = 0.0, 0, []
-    for process, report in launched:
-        process.wait()
-        worker_cpu, worker_rss, code = collect(process, report)
-        cpu += worker_cpu
-        rss_kib = max(rss_kib, worker_rss)
-        codes.append(code)
-    seconds = time.perf_counter() - began
-    after = cpu_seconds(nginx.pids())
-    for log in logs:
-        log.close()
-    if any(codes):
-        tail = (home / "worker-0.log").read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"a worker exited with {codes}: {tail}")
-    database = home / "data" / "pricefleet.db"
-    found, correct, problems = asyncio.run(check_store(database, truth))
+    with contextlib.ExitStack() as cleanup:
+        if profile == CLUSTER:
+            database, database_name = cleanup.enter_context(_postgres_database())
+            redis_url = os.environ.get(REDIS_ENV) or DEFAULT_REDIS
+            prefix = f"pfbcrawl{os.getpid()}x{secrets.token_hex(3)}"
+            cleanup.callback(_drop_redis_prefix, redis_url, prefix)
+            env |= {
+                "PRICEFLEET_DATABASE_URL": database,
+                "PRICEFLEET_REDIS_URL": redis_url,
+                "PRICEFLEET_QUEUE_PREFIX": prefix,
+            }
+            store_url = database
+        else:
+            database_name, redis_url = "", ""
+            store_url = f"sqlite:///{home / 'data' / 'pricefleet.db'}"
+        base = [sys.executable, "-m", "pricefleet"]
+        steps = [["scheduler", "--once"]]
+        if profile == CLUSTER:
+            steps.insert(0, ["db", "upgrade"])
+        for step in steps:
+            done = subprocess.run(
+                [*base, *step], env=env, capture_output=True, timeout=300, check=False
+            )
+            if done.returncode != 0:
+                raise RuntimeError(f"{' '.join(step)} failed: {done.stderr.decode()[-2000:]}")
+        command = [*base, "worker", "--burst", "--concurrency", str(FLEET_CONCURRENCY)]
+        sampler = _ServerCpu(database_name, redis_url) if profile == CLUSTER else None
+        before = cpu_seconds(nginx.pids())
+        logs = [(home / f"worker-{n}.log").open("wb") for n in range(workers)]
+        began = time.perf_counter()
+        launched = [
+            launch(command, env, log, home / f"worker-{n}.rusage.json")
+            for n, log in enumerate(logs)
+        ]
+        cpu, rss_kib, codes = 0.0, 0, []
+        for process, report in launched:
+            process.wait()
+            worker_cpu, worker_rss, code = collect(process, report)
+            cpu += worker_cpu
+            rss_kib = max(rss_kib, worker_rss)
+            codes.append(code)
+        seconds = time.perf_counter() - began
+        after = cpu_seconds(nginx.pids())
+        servers = sampler.stop() if sampler is not None else None
+        server_cpu = sum(servers.values()) if servers is not None else None
+        for log in logs:
+            log.close()
+        if any(codes):
+            tail = (home / "worker-0.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"a worker exited with {codes}: {tail}")
+        found, correct, problems = asyncio.run(check_store(store_url, truth))
     shutil.rmtree(home, ignore_errors=True)
     return Crawl(
-        crawler=fleet_name(workers),
+        crawler=fleet_name(workers, profile),
         round=number,
         products=found,
         seconds=round(seconds, 2),
@@ -363,7 +420,106 @@ def crawl_fleet(
         correct=correct,
         expected=len(truth),
         problems=problems,
+        server_cpu_seconds=None if server_cpu is None else round(server_cpu, 2),
+        server_cpu_by_server=None
+        if servers is None
+        else {name: round(value, 2) for name, value in servers.items()},
     )
+
+
+@contextlib.contextmanager
+def _postgres_database() -> Iterator[tuple[str, str]]:
+    """A fresh PostgreSQL database for one cluster crawl, dropped afterwards: (url, name)."""
+    import asyncpg
+
+    from bench.store import _admin_url
+
+    admin = _admin_url(os.environ.get(POSTGRES_ENV) or DEFAULT_POSTGRES)
+    name = f"pf_bench_crawl_{secrets.token_hex(4)}"
+
+    async def execute(statement: str) -> None:
+        connection = await asyncpg.connect(**admin)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    auth = admin["user"] + (f":{admin['password']}" if admin["password"] else "")
+    try:
+        yield f"postgresql://{auth}@{admin['host']}:{admin['port']}/{name}", name
+    finally:
+        asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _drop_redis_prefix(url: str, prefix: str) -> None:
+    """Delete this crawl's keys (`prefix:*`) from the shared Redis, and nothing else."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        batch = []
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                client.delete(*batch)
+                batch.clear()
+        if batch:
+            client.delete(*batch)
+    finally:
+        client.close()
+
+
+class _ServerCpu:
+    """CPU seconds the cluster's servers spend during a crawl: the PostgreSQL backends serving
+    `database` (found in /proc by their title, sampled every 0.2 s, so a backend's last
+    fraction of a second before it exits may be missed) plus Redis's whole server (`INFO cpu`;
+    shared with whoever else uses it)."""
+
+    def __init__(self, database: str, redis_url: str) -> None:
+        import redis
+
+        self._title = f" {database} ".encode()
+        self._redis = redis.Redis.from_url(redis_url)
+        self._redis_before = self._redis_cpu()
+        self._backends: dict[int, float] = {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _redis_cpu(self) -> float:
+        info = self._redis.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.2):
+            self._poll()
+
+    def _poll(self) -> None:
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            try:
+                if pid not in self._backends:
+                    title = Path(f"/proc/{pid}/cmdline").read_bytes()
+                    if not (title.startswith(b"postgres: ") and self._title in title):
+                        continue
+                used = cpu_seconds([pid])
+            except OSError:
+                continue
+            if used is not None:
+                self._backends[pid] = used
+
+    def stop(self) -> dict[str, float]:
+        """Stop sampling: each server's CPU seconds since the start."""
+        self._poll()
+        self._done.set()
+        self._thread.join()
+        redis_cpu = self._redis_cpu() - self._redis_before
+        self._redis.close()
+        # A backend seen for the first time mid-crawl counts from 0: it was opened by a worker.
+        return {"postgresql": sum(self._backends.values()), "redis": redis_cpu}
 
 
 def crawl_scrapy(
@@ -424,14 +580,15 @@ def differences(product: dict[str, Any], truth: dict[str, Any]) -> list[str]:
 
 
 async def check_store(
-    database: Path, truth: dict[str, dict[str, Any]]
+    url: str, truth: dict[str, dict[str, Any]]
 ) -> tuple[int, int, dict[str, int]]:
-    """Products stored, products equal to their truth, and problems by field."""
+    """Products stored (`url`: the store's, SQLite or PostgreSQL), products equal to their
+    truth, and problems by field."""
     from pricefleet.store import Store
 
     problems: Counter[str] = Counter()
     correct = 0
-    store = Store.from_url(f"sqlite:///{database}")
+    store = Store.from_url(url)
     async with store:
         for product_id, record in truth.items():
             product = await store.get_product(SITE_ID, product_id)
@@ -441,13 +598,26 @@ async def check_store(
             wrong = differences(product, record)
             problems.update(wrong)
             correct += not wrong
-    with sqlite3.connect(database) as connection:
-        (stored,) = connection.execute(
-            "SELECT count(*) FROM products WHERE site_id = ?", (SITE_ID,)
-        ).fetchone()
+    stored = await _count_products(url)
     if stored > len(truth) - problems["missing"]:
         problems["extra"] = stored - (len(truth) - problems["missing"])
     return int(stored), correct, dict(problems)
+
+
+async def _count_products(url: str) -> int:
+    """Products of the site in the store at `url`."""
+    query = "SELECT count(*) FROM products WHERE site_id = "
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
+            (stored,) = connection.execute(query + "?", (SITE_ID,)).fetchone()
+        return int(stored)
+    import asyncpg
+
+    connection = await asyncpg.connect(url)
+    try:
+        return int(await connection.fetchval(query + "$1", SITE_ID))
+    finally:
+        await connection.close()
 
 
 def check_scrapy(out: Path, truth: dict[str, dict[str, Any]]) -> tuple[int, int, dict[str, int]]:
@@ -702,56 +872,84 @@ class _Shop:
     export: dict[str, Any]
 
 
-def _serve(scratch: Path, name: str, products: int) -> _Shop:
-    port = free_port()
-    base = f"http://{HOST}:{port}"
-    directory = scratch / name
-    exported = export(directory, products, base)
-    write_truth(scratch / f"{name}-truth.jsonl", products, base)
-    truth = read_truth(scratch / f"{name}-truth.jsonl")
-    nginx = start_nginx(directory, scratch / f"{name}-nginx", port)
-    return _Shop(directory, nginx, truth, exported)
+def _serve(scratch: Path, name: str, products: int, keep: Path | None = None) -> _Shop:
+    """Export the shop (into `keep`, or reuse the export already there) and serve it."""
+    home = scratch if keep is None else keep / f"{name}-{products}"
+    made = home / f"{name}.json"
+    if keep is not None and made.exists():
+        exported = orjson.loads(made.read_bytes())
+        port = int(exported["port"])
+    else:
+        shutil.rmtree(home / name, ignore_errors=True)
+        home.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        base = f"http://{HOST}:{port}"
+        exported = export(home / name, products, base)
+        write_truth(home / f"{name}-truth.jsonl", products, base)
+        made.write_bytes(orjson.dumps({**exported, "port": port}))
+    exported = {key: value for key, value in exported.items() if key != "port"}
+    truth = read_truth(home / f"{name}-truth.jsonl")
+    nginx = start_nginx(home / name, scratch / f"{name}-nginx", port)
+    return _Shop(home / name, nginx, truth, exported)
 
 
-def _close(shop: _Shop | None) -> None:
+def _close(shop: _Shop | None, *, keep: bool = False) -> None:
     if shop is not None:
         shop.nginx.stop()
-        shutil.rmtree(shop.directory, ignore_errors=True)
+        if not keep:
+            shutil.rmtree(shop.directory, ignore_errors=True)
 
 
 def run_crawls(
-    options: Options, *, large: bool, with_profile: bool = True, fleet: bool = False
+    options: Options,
+    *,
+    large: bool,
+    with_profile: bool = True,
+    fleet: bool = False,
+    cluster: bool = False,
+    only: Sequence[str] = (),
+    keep: Path | None = None,
 ) -> dict[str, Any]:
     """Export, serve, crawl with both in alternating rounds (and the worker fleets of 1 and 2
-    processes with `fleet`), profile; then the large export."""
+    processes: `fleet` on the embedded queue and store, `cluster` on Redis and PostgreSQL),
+    profile; then the large export. `only`: just these crawlers (a quick look; the ratios need
+    pricefleet and scrapy). `keep`: the export is made there once and reused by later runs."""
     products = QUICK_PRODUCTS if options.quick else PRODUCTS
-    python = scrapy_python()
     scratch = Path(tempfile.mkdtemp(prefix="pricefleet-bench-crawl-"))
     recipe = scratch / "demo-jsonld.yaml"
     write_recipe(recipe)
     crawls: dict[str, list[Crawl]] = {PRICEFLEET: [], SCRAPY: []}
     if fleet:
         crawls.update({fleet_name(n): [] for n in FLEET_SIZES})
+    if cluster:
+        crawls.update({fleet_name(n, CLUSTER): [] for n in FLEET_SIZES})
+    if only:
+        crawls = {name: runs for name, runs in crawls.items() if name in only}
+    python = scrapy_python() if SCRAPY in crawls else None
     shop = big = None
     result: dict[str, Any] = {}
     try:
-        shop = _serve(scratch, "shop", products)
+        shop = _serve(scratch, "shop", products, keep)
         for number in range(1, options.rounds + 1):
             names = list(crawls)
             order = names if number % 2 else names[::-1]
             for crawler in order:
+                in_fleet = _fleet_of(crawler)
                 if crawler == PRICEFLEET:
                     done = crawl_pricefleet(number, scratch, recipe, shop.nginx, shop.truth)
-                elif crawler != SCRAPY:
-                    workers = int(crawler.rsplit("-", 1)[1])
-                    done = crawl_fleet(number, scratch, recipe, shop.nginx, shop.truth, workers)
+                elif in_fleet is not None:
+                    kind, workers = in_fleet
+                    done = crawl_fleet(
+                        number, scratch, recipe, shop.nginx, shop.truth, workers, kind
+                    )
                 else:
+                    assert python is not None
                     done = crawl_scrapy(number, scratch, python, shop.nginx, shop.truth)
                 crawls[crawler].append(done)
         if with_profile:
             result["profile"] = profile(recipe, shop.nginx, scratch, products)
         result["export"] = shop.export
-        _close(shop)
+        _close(shop, keep=keep is not None)
         shop = None
         if large:
             big = _serve(scratch, "large", LARGE_PRODUCTS)
@@ -762,9 +960,12 @@ def run_crawls(
                     crawl_fleet(0, scratch, recipe, big.nginx, big.truth, FLEET_SIZES[0])
                 )
     finally:
-        _close(shop)
+        _close(shop, keep=keep is not None)
         _close(big)
         shutil.rmtree(scratch, ignore_errors=True)
+    result["all"] = {name: _summary(runs) for name, runs in crawls.items()}
+    crawls.setdefault(PRICEFLEET, [])
+    crawls.setdefault(SCRAPY, [])
     ours, theirs = crawls[PRICEFLEET], crawls[SCRAPY]
     ours_rate = _median(ours, "products_per_second")
     their_rate = _median(theirs, "products_per_second")
@@ -778,7 +979,7 @@ def run_crawls(
                 "rounds": options.rounds,
                 "quick": options.quick,
                 "politeness": POLITENESS,
-                "scrapy": scrapy_version(python),
+                "scrapy": scrapy_version(python) if python is not None else None,
                 "large": large,
             },
             PRICEFLEET: _summary(ours),
@@ -789,23 +990,16 @@ def run_crawls(
                 else None,
                 "per_round": [
                     round(a.products_per_second / b.products_per_second, 2)
-                    for a, b in zip(ours, theirs, strict=True)
+                    for a, b in zip(ours, theirs, strict=False)
                 ],
                 "target": 8.0,
             },
         }
     )
-    if fleet:
-        rates = {n: _median(crawls[fleet_name(n)], "products_per_second") for n in FLEET_SIZES}
-        one, two = rates[FLEET_SIZES[0]], rates[FLEET_SIZES[-1]]
-        result["fleet"] = {
-            name: _summary(crawls[name]) for name in (fleet_name(n) for n in FLEET_SIZES)
-        }
-        result["fleet"]["scaling_ratio"] = round(two / one, 2) if one and two else None
-        result["fleet"]["over_scrapy"] = {
-            name: round(rate / their_rate, 2) if rate and their_rate else None
-            for name, rate in ((fleet_name(n), rates[n]) for n in FLEET_SIZES)
-        }
+    for kind, wanted, key in ((EMBEDDED, fleet, "fleet"), (CLUSTER, cluster, "cluster")):
+        names = [fleet_name(n, kind) for n in FLEET_SIZES if fleet_name(n, kind) in crawls]
+        if wanted and names:
+            result[key] = _fleets(crawls, names, their_rate)
     if large and fleet and "large_fleet" in result:
         small = _median(crawls[fleet_name(FLEET_SIZES[0])], "peak_rss_mib")
         result["fleet_rss_flatness"] = {
@@ -823,6 +1017,35 @@ def run_crawls(
     return result
 
 
+def _fleets(
+    crawls: dict[str, list[Crawl]], names: Sequence[str], their_rate: float | None
+) -> dict[str, Any]:
+    """One profile's fleets: each summarised, the scaling from the first size to the last (in
+    products/s), each over Scrapy, and CPU ms per product (workers, and with the servers)."""
+    rates = {name: _median(crawls[name], "products_per_second") for name in names}
+    one, last = rates[names[0]], rates[names[-1]]
+    summary: dict[str, Any] = {name: _summary(crawls[name]) for name in names}
+    summary["scaling_ratio"] = round(last / one, 2) if one and last and len(names) > 1 else None
+    summary["over_scrapy"] = {
+        name: round(rate / their_rate, 2) if rate and their_rate else None
+        for name, rate in rates.items()
+    }
+    summary["cpu_ms_per_product_with_servers"] = {
+        name: _median_with_servers(crawls[name]) for name in names
+    }
+    return summary
+
+
+def _median_with_servers(crawls: Sequence[Crawl]) -> float | None:
+    """Median CPU ms per product of a fleet, its servers' CPU included (cluster only)."""
+    values = [
+        1000 * (c.cpu_seconds + c.server_cpu_seconds) / max(c.products, 1)
+        for c in crawls
+        if c.server_cpu_seconds is not None
+    ]
+    return round(statistics.median(values), 3) if values else None
+
+
 def run(options: Options) -> dict[str, Any]:
     """`python -m bench`: both crawlers in rounds and the profile; the 200,000-product RSS
     check too when PRICEFLEET_BENCH_CRAWL_LARGE=1."""
@@ -830,6 +1053,7 @@ def run(options: Options) -> dict[str, Any]:
         options,
         large=os.environ.get(LARGE_ENV, "") not in ("", "0"),
         fleet=os.environ.get(FLEET_ENV, "") not in ("", "0"),
+        cluster=os.environ.get(CLUSTER_ENV, "") not in ("", "0"),
     )
 
 
@@ -853,13 +1077,16 @@ def render(result: dict[str, Any]) -> list[RenderableType]:
     )
     for column in ("crawler", "products/s", "per round", "wall s", "CPU s", "CPU ms/product"):
         table.add_column(column, justify="left" if column == "crawler" else "right")
-    for column in ("peak RSS MiB", "nginx CPU s", "correct (round 1)"):
+    for column in ("peak RSS MiB", "nginx CPU s", "server CPU s", "correct (round 1)"):
         table.add_column(column, justify="right")
-    summaries = {PRICEFLEET: result[PRICEFLEET], SCRAPY: result[SCRAPY]}
-    summaries.update({k: v for k, v in result.get("fleet", {}).items() if k.startswith(PRICEFLEET)})
+    summaries = {
+        name: summary for name, summary in result.get("all", {}).items() if summary["rounds"]
+    } or {PRICEFLEET: result[PRICEFLEET], SCRAPY: result[SCRAPY]}
     for crawler, summary in summaries.items():
         median = summary["median"]
         rounds = summary["rounds"]
+        servers = [r.get("server_cpu_seconds") for r in rounds]
+        known = [v for v in servers if v is not None]
         table.add_row(
             crawler,
             _number(median["products_per_second"]),
@@ -869,6 +1096,7 @@ def render(result: dict[str, Any]) -> list[RenderableType]:
             _number(median["cpu_ms_per_product"], 2),
             _number(median["peak_rss_mib"], 1),
             _number(median["nginx_cpu_seconds"], 1),
+            _number(statistics.median(known), 1) if known else "–",
             _correct(rounds[0]),
         )
     ratio = result["pricefleet_over_scrapy"]
@@ -879,13 +1107,24 @@ def render(result: dict[str, Any]) -> list[RenderableType]:
         "correct: pricefleet = stored products equal to the truth in every field compared; "
         "Scrapy = lines whose raw fields equal the truth.",
     ]
-    if "fleet" in result:
-        fleet = result["fleet"]
+    for key, what in (
+        ("fleet", "embedded: SQLite queue and store"),
+        ("cluster", "cluster: Redis queue, PostgreSQL store"),
+    ):
+        if key not in result:
+            continue
+        fleet = result[key]
         over = ", ".join(f"{k}: {_number(v, 2)}x" for k, v in fleet["over_scrapy"].items())
         lines.append(
-            f"worker fleet (embedded queue): 2 processes / 1 = "
+            f"worker fleet ({what}): 2 processes / 1 = "
             f"{_number(fleet['scaling_ratio'], 2)}x; over Scrapy {over}"
         )
+        with_servers = {k: v for k, v in fleet["cpu_ms_per_product_with_servers"].items() if v}
+        if with_servers:
+            lines.append(
+                "  CPU ms/product with the servers (PostgreSQL backends, Redis): "
+                + ", ".join(f"{k}: {_number(v, 2)}" for k, v in with_servers.items())
+            )
     if "large_fleet" in result:
         large, flat = result["large_fleet"], result["fleet_rss_flatness"]
         lines.append(
@@ -950,14 +1189,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument(
-        "--fleet", action="store_true", help="also the queue's worker fleets of 1 and 2 processes"
+        "--fleet",
+        action="store_true",
+        help="also the embedded profile's worker fleets (SQLite queue and store) of 1 and 2",
+    )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also the cluster profile's worker fleets (Redis queue, PostgreSQL store) of 1 and 2",
+    )
+    parser.add_argument(
+        "--only", nargs="+", default=(), metavar="CRAWLER", help="run only these crawlers"
+    )
+    parser.add_argument(
+        "--keep-export",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="export into DIR once and reuse it in later runs (the port is kept with it)",
     )
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)
     options = Options(quick=args.quick, rounds=args.rounds)
     started = time.perf_counter()
     result = run_crawls(
-        options, large=args.large, with_profile=not args.no_profile, fleet=args.fleet
+        options,
+        large=args.large,
+        with_profile=not args.no_profile,
+        fleet=args.fleet,
+        cluster=args.cluster,
+        only=args.only,
+        keep=args.keep_export,
     )
     for renderable in render(result):
         console.print(renderable)

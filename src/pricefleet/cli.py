@@ -241,7 +241,9 @@ def worker(
         sites=_sites(sites),
         burst=burst,
     )
-    report = asyncio.run(run_worker(Settings(), options, metrics_port=metrics_port))
+    from pricefleet.crawl.loop import run as run_loop
+
+    report = run_loop(run_worker(Settings(), options, metrics_port=metrics_port))
     console.print(
         f"worker: leased {report.leased}, acked {report.acked}, failed {report.failed}, "
         f"released {report.released}"
@@ -321,7 +323,9 @@ def crawl(
         for failure in reports[0].failures[:10]:
             console.print(f"[red]{failure.code}[/] {failure.url}: {failure.message}")
 
-    asyncio.run(run())
+    from pricefleet.crawl.loop import run as run_loop
+
+    run_loop(run())
 
 
 @app.command()

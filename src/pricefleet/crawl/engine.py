@@ -63,6 +63,8 @@ class Job:
     kind: JobKind
     url: str
     known: FetchState | None = None
+    #: `url` is known to be canonical already (a queue key): not canonicalised again.
+    canonical: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,17 +190,18 @@ class SiteCrawl:
         run: str = "",
         known: FetchState | None = None,
         looked_up: bool = False,
+        canonical: bool = False,
     ) -> None:
         """Run one job of this site (a queue worker's entry point): fetch, discover, extract;
         what it finds is buffered until `flush`, what it discovers goes to `discovered` as
         jobs of `run`. `known` is the URL's fetch state when the caller already looked it up
-        (`looked_up`; a worker does it for a whole lease batch at once). Raises what the job
-        failed with."""
+        (`looked_up`; a worker does it for a whole lease batch at once); `canonical` says
+        `url` is canonical already (a queue key). Raises what the job failed with."""
         token = _current_run.set(run)
         try:
             if not looked_up and kind in (JobKind.PRODUCT, JobKind.DETAIL):
                 known = (await self.store.fetch_states(self.recipe.id, [url])).get(url)
-            await self._run_job(Job(kind, url, known))
+            await self._run_job(Job(kind, url, known, canonical))
         finally:
             _current_run.reset(token)
 
@@ -286,7 +289,7 @@ class SiteCrawl:
                     self.report.unchanged += 1
                 if known is not None and known.product_id:
                     self._touch.append(known.product_id)
-                self._remember(job.url, response, known.product_id if known else None, known)
+                self._remember(job.url, response, known.product_id if known else None, known, job)
                 await self._flush()
                 return
         handler = {
@@ -372,23 +375,31 @@ class SiteCrawl:
                 extracted = extract_product(utf8, response.url, encoding="utf-8")
             else:
                 extracted = extract_product(response.text(), response.url)
-        await self._keep(extracted, response)
+        await self._keep(extracted, response, job)
 
-    async def _keep(self, extracted: Extracted, response: Response) -> None:
+    async def _keep(self, extracted: Extracted, response: Response, job: Job | None = None) -> None:
         if extracted.price is None or extracted.currency is None:
             raise ExtractError(f"{response.url}: no price")
         pid = product_id(extracted, response.url, self.recipe.extraction.id_pattern)
         self._sightings.append(sighting(self.recipe.id, pid, extracted, datetime.now(UTC)))
-        self._remember(response.url, response, pid, None)
+        self._remember(response.url, response, pid, None, job)
         await self._flush()
 
     def _remember(
-        self, url: str, response: Response, pid: str | None, known: FetchState | None
+        self,
+        url: str,
+        response: Response,
+        pid: str | None,
+        known: FetchState | None,
+        job: Job | None,
     ) -> None:
         headers = response.headers
-        # A job's URL is already canonical (and in _seen): canonicalising it again costs
-        # w3lib's full parse for nothing.
-        key = url if url in self._seen else canonical(url)
+        # A job's URL is already canonical (in _seen, or a queue key): canonicalising it again
+        # costs w3lib's full parse for nothing.
+        if (job is not None and job.canonical and url == job.url) or url in self._seen:
+            key = url
+        else:
+            key = canonical(url)
         self._states.append(
             FetchState(
                 url=key,

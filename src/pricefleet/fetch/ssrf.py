@@ -23,6 +23,7 @@ import socket
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import lru_cache
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
@@ -136,9 +137,8 @@ def check_url(url: str | URL, *, allow_private: bool = False, trusted: Collectio
     name = host.lower().rstrip(".")
     if name in trusted:
         return parsed
-    ip = ip_literal(name)
+    ip, problem = _literal_problem(name)
     if ip is not None:
-        problem = address_problem(ip)
         if problem is not None and (problem == "cloud metadata" or not allow_private):
             raise _refuse(text, host, ip, problem)
     elif name in _METADATA_NAMES:
@@ -146,6 +146,14 @@ def check_url(url: str | URL, *, allow_private: bool = False, trusted: Collectio
     elif not allow_private and (name == "localhost" or name.endswith(".localhost")):
         raise BlockedURL(f"refused {text}: {host} is this machine (loopback); {_HINT}", url=text)
     return parsed
+
+
+@lru_cache(maxsize=4096)
+def _literal_problem(name: str) -> tuple[IPAddress | None, str | None]:
+    """The address a host name spells literally and why it is refused (None, None for a name):
+    pure, so remembered; a crawl asks for the same few hosts on every request."""
+    ip = ip_literal(name)
+    return ip, (address_problem(ip) if ip is not None else None)
 
 
 @contextmanager

@@ -276,7 +276,16 @@ class Worker:
             crawl = self._crawl(recipe)
             prepaid()  # the lease took this job's first rate slot
             run = str(lease.payload.get("run", ""))
-            await crawl.process(lease.kind, lease.url, run=run, known=known, looked_up=looked_up)
+            # Every producer of crawl jobs keys them by their canonical URL (`discovered`
+            # below, the scheduler's start and refresh jobs).
+            await crawl.process(
+                lease.kind,
+                lease.url,
+                run=run,
+                known=known,
+                looked_up=looked_up,
+                canonical=lease.key == lease.url,
+            )
         except asyncio.CancelledError:
             return  # drained past the grace period: released by _drain
         except QueueError:
