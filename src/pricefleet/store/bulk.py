@@ -132,6 +132,13 @@ class Bulk(ABC):
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
         self.dialect = conn.dialect
+        self._time: Processor = product_state.c.last_seen.type.bind_processor(self.dialect)
+        self._state = self._converter(product_state, STATE_COLUMNS, result=False) or tuple
+        self._loader = self._converter(product_state, STATE_ROW, result=True) or tuple
+        self._state_row = self._converter(product_state, STATE_ROW, result=False) or tuple
+        self._history_row = (
+            self._converter(price_observations, HISTORY_COLUMNS, result=False) or tuple
+        )
 
     @staticmethod
     def of(conn: AsyncConnection) -> Bulk:
@@ -175,16 +182,47 @@ class Bulk(ABC):
         converter: Callable[[Sequence[Any]], tuple[Any, ...]] | None = cache[key]
         return converter
 
+    # --- stored form: values as the driver sends and returns them -----------------------------
+
+    def stored_time(self, at: datetime) -> Any:
+        """An aware UTC time as stored (naive text on SQLite, the datetime on PostgreSQL):
+        stored times compare as the times do."""
+        return self._time(at)
+
+    def stored_state(self, state: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A price state (`STATE_COLUMNS` order) as stored: equal states store equal."""
+        return self._state(state)
+
+    def load_state(self, row: Sequence[Any]) -> tuple[Any, ...]:
+        """A stored state row (`STATE_ROW`, as `lock_states` returns it) in Python values."""
+        return self._loader(row)
+
+    def bind_state(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A `STATE_ROW` of Python values in stored form."""
+        return self._state_row(row)
+
+    def bind_history(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A `HISTORY_COLUMNS` row of Python values in stored form."""
+        return self._history_row(row)
+
+    def bind_span(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """(site_id, product_id, observed_at, last_seen) of Python values in stored form."""
+        return (row[0], row[1], self._time(row[2]), self._time(row[3]))
+
+    def bind_seen(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """(site_id, id, last_seen) of Python values in stored form."""
+        return (row[0], row[1], self._time(row[2]))
+
     # --- product state: the lock every write of a product's rows goes through -----------------
 
-    async def lock_states(self, keys: list[Key]) -> list[tuple[Any, ...]]:
-        """The stored state rows (`STATE_ROW` values) of those `keys` that have one, each
-        locked until the transaction ends (PostgreSQL; an SQLite writer holds the database).
-        Writers lock before they write anything of a product, in one order, so two batches
-        never wait on each other in a cycle."""
+    async def lock_states(self, keys: list[Key]) -> list[Sequence[Any]]:
+        """The stored state rows (`STATE_ROW`, in stored form: see `load_state`) of those
+        `keys` that have one, each locked until the transaction ends (PostgreSQL; an SQLite
+        writer holds the database). Writers lock before they write anything of a product, in
+        one order, so two batches never wait on each other in a cycle."""
         if not keys:
             return []
-        return self._load(product_state, STATE_ROW, await self._lock_states(keys))
+        return list(await self._lock_states(keys))
 
     async def insert_products(self, rows: list[tuple[Any, ...]]) -> set[Key]:
         """Insert new products (`PRODUCT_COLUMNS` rows, sorted by key); returns the keys this
@@ -205,40 +243,45 @@ class Bulk(ABC):
         if rows:
             await self._update_products(self._bind(products, PRODUCT_COLUMNS, rows))
 
+    # The state and history steps take rows in stored form (`stored_*`, `bind_*`): most of
+    # their values come straight from `lock_states` or are compared in that form anyway.
+
     async def insert_states(self, rows: list[tuple[Any, ...]]) -> None:
-        """New state rows (`STATE_ROW` order)."""
+        """New state rows (`STATE_ROW` order, stored form)."""
         if rows:
-            await self._insert_states(self._bind(product_state, STATE_ROW, rows))
+            await self._insert_states(rows)
 
     async def update_states(self, rows: list[tuple[Any, ...]]) -> None:
-        """Overwrite whole state rows (`STATE_ROW` order)."""
+        """Overwrite whole state rows (`STATE_ROW` order, stored form)."""
         if rows:
-            await self._update_states(self._bind(product_state, STATE_ROW, rows))
+            await self._update_states(rows)
 
     async def extend_states(self, rows: list[tuple[Any, ...]]) -> None:
-        """Set the last sighting of state rows: (site_id, id, last_seen)."""
+        """Set the last sighting of state rows: (site_id, id, last_seen), stored form."""
         if rows:
-            await self._extend_states(self._bind(product_state, _SEEN_ROW, rows))
+            await self._extend_states(rows)
 
     # --- history -----------------------------------------------------------------------------
 
     async def insert_history(self, rows: list[tuple[Any, ...]]) -> None:
-        """New history rows (`HISTORY_COLUMNS` order)."""
+        """New history rows (`HISTORY_COLUMNS` order, stored form)."""
         if rows:
-            await self._insert_history(self._bind(price_observations, HISTORY_COLUMNS, rows))
+            await self._insert_history(rows)
 
     async def update_history(self, rows: list[tuple[Any, ...]]) -> None:
-        """Set `last_seen` and the state of stored history rows (`HISTORY_COLUMNS` order)."""
+        """Set `last_seen` and the state of stored history rows (`HISTORY_COLUMNS` order,
+        stored form)."""
         if rows:
-            await self._update_history(self._bind(price_observations, HISTORY_COLUMNS, rows))
+            await self._update_history(rows)
 
     async def extend_history(self, rows: list[tuple[Any, ...]]) -> None:
-        """Set `last_seen` of stored history rows: (site_id, product_id, observed_at, last_seen)."""
+        """Set `last_seen` of stored history rows: (site_id, product_id, observed_at,
+        last_seen), stored form."""
         if rows:
-            await self._extend_history(self._bind(price_observations, _HISTORY_SEEN, rows))
+            await self._extend_history(rows)
 
     async def delete_history(self, rows: list[tuple[str, str, datetime]]) -> None:
-        """Delete history rows by (site_id, product_id, observed_at)."""
+        """Delete history rows by (site_id, product_id, observed_at), Python values."""
         if rows:
             names = ("site_id", "product_id", "observed_at")
             await self._delete_history(self._bind(price_observations, names, list(rows)))
