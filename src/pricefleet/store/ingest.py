@@ -328,13 +328,17 @@ async def ingest(conn: AsyncConnection, sightings: Sequence[Sighting]) -> Ingest
             full_states.append(bind_state(_state_row(key, first, last, after, meta_hash)))
         elif last != row[3]:
             seen_states.append(bulk.bind_seen((key[0], key[1], last)))
-    await bulk.delete_history(deletes)
-    await bulk.insert_history(inserts)
-    await bulk.update_history(updates)
-    await bulk.extend_history(extends)
-    await bulk.insert_states(new_states)
-    await bulk.update_states(full_states)
-    await bulk.extend_states(seen_states)
+    await bulk.write(
+        {
+            "delete_history": deletes,
+            "insert_history": inserts,
+            "update_history": updates,
+            "extend_history": extends,
+            "insert_states": new_states,
+            "update_states": full_states,
+            "extend_states": seen_states,
+        }
+    )
     # Match rows follow the GTIN: only products whose metadata was written can have new ones.
     await bulk.upsert_matches(
         [(k[0], k[1], gtin_group(g), "gtin", 1.0) for k, g in sorted(written.items()) if g]
