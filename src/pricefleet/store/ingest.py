@@ -249,6 +249,15 @@ async def ingest(conn: AsyncConnection, sightings: Sequence[Sighting]) -> Ingest
         raw = stored.get(key)
         points = by_product[key]
         meta_hash = hashes[key] if key in written else raw[14] if raw is not None else None
+        if raw is None and len(points) == 1:
+            # A new product seen once: its first history row and its state row (what merge
+            # gives for one sighting and nothing stored), in stored form.
+            at = stored_time(points[0][0])
+            state = stored_state(_values(points[0][1]))
+            inserts.append((key[0], key[1], at, at, *state))
+            new_states.append((key[0], key[1], at, at, at, *state, meta_hash))
+            price_changes.append(key)
+            continue
         if raw is not None and len(points) == 1 and raw[4] is not None:
             # The hot path (merge's own, inlined), in stored form: one sighting after the
             # current history row began. Strictly after its start: a sighting at the row's
