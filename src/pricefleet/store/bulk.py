@@ -28,6 +28,7 @@ from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 import orjson
+from asyncpg.exceptions import IntegrityConstraintViolationError
 from sqlalchemy import Boolean, Column, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
@@ -250,7 +251,7 @@ class Bulk(ABC):
             return set()
         try:
             return await self._insert_products(self._bind(products, PRODUCT_COLUMNS, rows))
-        except IntegrityError as exc:
+        except (IntegrityError, IntegrityConstraintViolationError, sqlite3.IntegrityError) as exc:
             sites = sorted({row[0] for row in rows})
             raise UnknownSite(
                 f"cannot store products of sites {sites}: register them first (upsert_sites)"
@@ -320,57 +321,43 @@ def _names(names: Sequence[str], prefix: str = "") -> str:
 
 
 class PostgresBulk(Bulk):
-    """One statement per step: every column travels as an array, `unnest` makes the rows.
-    The lock and the history and state steps go to asyncpg directly, on the connection and
-    in the transaction SQLAlchemy began (`start`); the steps of a batch are one statement."""
+    """One statement per step, its rows one JSON parameter, sent to asyncpg directly (on the
+    connection and in the transaction SQLAlchemy began: `start`); a batch's history and state
+    steps are one statement."""
 
     _sql: ClassVar[dict[str, str]] = {}
 
-    def _unnest(
-        self, table: Table, names: Sequence[str], alias: str = "u", *, json: bool = False
-    ) -> tuple[str, str]:
-        """`unnest($1::type[], …) AS alias(names)` and the select list of its columns
-        (JSON travels as text and is cast back). With `json`, the rows come as one JSON array
-        of arrays in $1 instead (`_json_rows`): asyncpg checks and encodes every element of
-        an array parameter one by one, which cost more than the statements' own work."""
-        if json:
-            columns = ", ".join(
-                f"(e->>{i})::{table.c[name].type.compile(dialect=self.dialect)} AS {name}"
-                for i, name in enumerate(names)
-            )
-            source = f"(SELECT {columns} FROM jsonb_array_elements($1::jsonb) AS e) AS {alias}"
-            return source, ", ".join(f"{alias}.{name}" for name in names)
-        arrays, select = [], []
-        for position, name in enumerate(names, start=1):
-            kind = table.c[name].type.compile(dialect=self.dialect)
-            if kind in ("JSON", "JSONB"):
-                arrays.append(f"${position}::text[]")
-                select.append(f"{alias}.{name}::{kind.lower()}")
-            else:
-                arrays.append(f"${position}::{kind}[]")
-                select.append(f"{alias}.{name}")
-        return f"unnest({', '.join(arrays)}) AS {alias}({_names(names)})", ", ".join(select)
+    def _unnest(self, table: Table, names: Sequence[str], alias: str = "u") -> tuple[str, str]:
+        """The rows of one parameter ($1: a JSON array of arrays, `_json_rows`) as a table
+        `alias(names)` of the columns' types, and the select list of its columns. (Arrays of
+        each column, unnested, cost more: asyncpg checks and encodes every element of an
+        array parameter one by one, ~13 `isinstance` calls on ABCs per sighting.) JSON
+        columns travel as their text and are cast back."""
+        columns = ", ".join(
+            f"(e->>{i})::{table.c[name].type.compile(dialect=self.dialect)} AS {name}"
+            for i, name in enumerate(names)
+        )
+        source = f"(SELECT {columns} FROM jsonb_array_elements($1::jsonb) AS e) AS {alias}"
+        return source, ", ".join(f"{alias}.{name}" for name in names)
 
     def _statement(self, name: str, build: Callable[[], str]) -> str:
         if name not in self._sql:
             self._sql[name] = build()
         return self._sql[name]
 
-    async def _run(self, sql: str, rows: list[Any], *extra: Any) -> Any:
-        columns = [list(column) for column in zip(*rows, strict=True)]
-        return await self.conn.exec_driver_sql(sql, (*columns, *extra))
+    async def _run(self, sql: str, rows: list[Any]) -> Any:
+        driver = await self._driver()
+        return await driver.fetch(sql, _json_rows(rows))
 
     async def _driver(self) -> Any:
         """The asyncpg connection under the SQLAlchemy one (in its transaction)."""
         raw = await self.conn.get_raw_connection()
         return raw.driver_connection
 
-    def _set_by_key(
-        self, table: Table, names: Sequence[str], key: tuple[str, str], *, json: bool = False
-    ) -> str:
-        """`UPDATE table AS t SET … FROM unnest(…) u WHERE t.key = u.key` for rows of `names`
+    def _set_by_key(self, table: Table, names: Sequence[str], key: tuple[str, str]) -> str:
+        """`UPDATE table AS t SET … FROM (rows) u WHERE t.key = u.key` for rows of `names`
         (the key first)."""
-        source, select = self._unnest(table, names, json=json)
+        source, select = self._unnest(table, names)
         values = dict(zip(names, select.split(", "), strict=True))
         sets = ", ".join(f"{n} = {values[n]}" for n in names[2:])
         return (
@@ -396,16 +383,14 @@ class PostgresBulk(Bulk):
 
     async def _lock_states(self, keys: list[Key]) -> Sequence[Any]:
         def build() -> str:
-            source, _ = self._unnest(product_state, ("site_id", "id"), alias="k", json=True)
+            source, _ = self._unnest(product_state, ("site_id", "id"), alias="k")
             return (
                 f"SELECT {_names(STATE_ROW, 's.')} FROM {source} "
                 "JOIN product_state s ON s.site_id = k.site_id AND s.id = k.id "
                 "ORDER BY s.site_id, s.id FOR UPDATE OF s"
             )
 
-        sql = self._statement("lock_states", build)
-        driver = await self._driver()
-        rows: Sequence[Any] = await driver.fetch(sql, _json_rows(keys))
+        rows: Sequence[Any] = await self._run(self._statement("lock_states", build), keys)
         return rows
 
     async def _insert_products(self, rows: list[Any]) -> set[Key]:
@@ -417,7 +402,7 @@ class PostgresBulk(Bulk):
             )
 
         result = await self._run(self._statement("insert_products", build), rows)
-        return {(site_id, product_id) for site_id, product_id in result.all()}
+        return {(site_id, product_id) for site_id, product_id in result}
 
     async def _update_products(self, rows: list[Any]) -> None:
         sql = self._statement(
@@ -429,21 +414,21 @@ class PostgresBulk(Bulk):
     def _step(self, name: str) -> str:
         """The statement of one write step, its rows a JSON array in $1."""
         if name == "insert_states":
-            source, select = self._unnest(product_state, STATE_ROW, json=True)
+            source, select = self._unnest(product_state, STATE_ROW)
             return f"INSERT INTO product_state ({_names(STATE_ROW)}) SELECT {select} FROM {source}"
         if name == "update_states":
-            return self._set_by_key(product_state, STATE_ROW, ("site_id", "id"), json=True)
+            return self._set_by_key(product_state, STATE_ROW, ("site_id", "id"))
         if name == "extend_states":
-            return self._set_by_key(product_state, _SEEN_ROW, ("site_id", "id"), json=True)
+            return self._set_by_key(product_state, _SEEN_ROW, ("site_id", "id"))
         if name == "insert_history":
-            source, select = self._unnest(price_observations, HISTORY_COLUMNS, json=True)
+            source, select = self._unnest(price_observations, HISTORY_COLUMNS)
             return (
                 f"INSERT INTO price_observations ({_names(HISTORY_COLUMNS)}) "
                 f"SELECT {select} FROM {source}"
             )
         if name in ("update_history", "extend_history"):
             names = HISTORY_COLUMNS if name == "update_history" else _HISTORY_SEEN
-            source, _ = self._unnest(price_observations, names, json=True)
+            source, _ = self._unnest(price_observations, names)
             sets = ", ".join(f"{n} = u.{n}" for n in names[3:])
             return (
                 f"UPDATE price_observations AS o SET {sets} FROM {source} "
@@ -451,9 +436,7 @@ class PostgresBulk(Bulk):
                 "AND o.observed_at = u.observed_at"
             )
         assert name == "delete_history", name
-        source, _ = self._unnest(
-            price_observations, ("site_id", "product_id", "observed_at"), json=True
-        )
+        source, _ = self._unnest(price_observations, ("site_id", "product_id", "observed_at"))
         return (
             f"DELETE FROM price_observations AS o USING {source} "
             "WHERE o.site_id = u.site_id AND o.product_id = u.product_id "
@@ -495,10 +478,10 @@ class PostgresBulk(Bulk):
 
 
 class SqliteBulk(Bulk):
-    """`executemany` over plain tuples: SQLite runs each prepared statement once per row. The
-    lock read and the history and state steps run on the `sqlite3` connection in aiosqlite's
-    own thread, a batch's steps in one trip there (the SQLAlchemy path costs a thread hop
-    and parameter adaptation per statement)."""
+    """`executemany` over plain tuples: SQLite runs each prepared statement once per row. Every
+    statement runs on the `sqlite3` connection in aiosqlite's own thread, a batch's history
+    and state steps in one trip there (SQLAlchemy's path costs a thread hop and parameter
+    adaptation per statement)."""
 
     _sql: ClassVar[dict[str, str]] = {}
 
@@ -509,7 +492,7 @@ class SqliteBulk(Bulk):
         return cls._sql[name]
 
     async def _many(self, sql: str, rows: list[Any]) -> None:
-        await self.conn.exec_driver_sql(sql, rows)
+        await self._in_thread(lambda db: db.executemany(sql, rows))
 
     async def _in_thread(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run `work` on the raw `sqlite3` connection, in aiosqlite's thread (the one that
