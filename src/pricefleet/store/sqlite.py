@@ -123,7 +123,9 @@ class SqliteStore(SqlStore):
             f"cutoff{days}": to_text(now - timedelta(days=days)) for days in self.TRENDING_WINDOWS
         }
         # The row in force at each cutoff: the latest one at or before it (a seek on the
-        # history's primary key per product and window), then found by its rowid.
+        # history's primary key per product and window), then found by its rowid. A product
+        # whose current row began at or before the cutoff has not moved since (its current
+        # row is the one in force then): it is skipped without a seek.
         refill = text(
             "INSERT INTO price_moves "
             "(site_id, product_id, days, old_price, new_price, since, change) "
@@ -134,7 +136,8 @@ class SqliteStore(SqlStore):
             "SELECT e.rowid FROM price_observations e "
             "WHERE e.site_id = s.site_id AND e.product_id = s.id AND e.observed_at <= w.cutoff "
             "ORDER BY e.observed_at DESC LIMIT 1) "
-            "WHERE s.site_id = :site AND s.price IS NOT NULL AND o.price <> s.price"
+            "WHERE s.site_id = :site AND s.price IS NOT NULL AND o.price <> s.price "
+            "AND (s.price_changed_at > w.cutoff OR s.price_changed_at IS NULL)"
         )
         async with self._read() as conn:
             sites = list(await conn.scalars(text("SELECT id FROM sites ORDER BY id")))
