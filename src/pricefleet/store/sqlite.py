@@ -83,19 +83,20 @@ class SqliteStore(SqlStore):
             if site_id is not None
             else ""
         )
-        # At most SEARCH_CANDIDATES matches are ranked (ties by identity, from `products`);
-        # only the page's products are read whole, with their state rows.
+        # At most SEARCH_CANDIDATES matches are ranked. Only those ranked at least as well as
+        # the page's last (ties included) are read from `products` and `product_state`, then
+        # ordered by rank and identity: the same page as ordering every candidate, without
+        # reading thousands of wide rows for a common word.
         query = text(
-            f"SELECT {columns}, -m.rank AS score FROM ("
-            "SELECT r.rowid AS rowid, r.rank AS rank, c.site_id AS site_id, c.id AS id FROM ("
+            "WITH m AS MATERIALIZED ("
             "SELECT products_fts.rowid AS rowid, bm25(products_fts, 10.0, 2.0) AS rank "
             f"FROM products_fts {site_join}"
-            "WHERE products_fts MATCH :match LIMIT :candidates"
-            ") r JOIN products c ON c.rowid = r.rowid "
-            "ORDER BY r.rank, c.site_id, c.id LIMIT :limit"
-            ") m JOIN products p ON p.rowid = m.rowid "
+            "WHERE products_fts MATCH :match LIMIT :candidates) "
+            f"SELECT {columns}, -m.rank AS score FROM m JOIN products p ON p.rowid = m.rowid "
             "JOIN product_state st ON st.site_id = p.site_id AND st.id = p.id "
-            "ORDER BY m.rank, m.site_id, m.id"
+            "WHERE m.rank <= IFNULL("
+            "(SELECT rank FROM m ORDER BY rank LIMIT 1 OFFSET :limit - 1), 1e308) "
+            "ORDER BY m.rank, p.site_id, p.id LIMIT :limit"
         ).columns(*(self._columns(None)))
         params: dict[str, Any] = {
             "match": match.strip(),
