@@ -1147,9 +1147,56 @@ def _statement_kind(statement: str) -> str:
     return "other: " + " ".join(statement.split())[:40]
 
 
+#: The ingest statements `pricefleet.store.bulk` sends to the driver itself (SQLAlchemy's
+#: cursor events do not see them), timed by wrapping its methods: (method, kind).
+_BULK_CALLS = (
+    ("_lock_states", "lock + read product state"),
+    ("_insert_products", "insert products"),
+    ("_update_products", "update products (metadata)"),
+    ("_write", "history and state steps (one statement / one thread trip)"),
+    ("_upsert_matches", "upsert matches"),
+)
+
+
+@contextlib.contextmanager
+def _timed_bulk(statements: dict[str, list[float]], rows_by_kind: dict[str, int]) -> Iterator[None]:
+    """Time `Bulk`'s driver-level calls while inside (every dialect), by kind."""
+    from pricefleet.store import bulk
+
+    patched: list[tuple[type, str, Any]] = []
+
+    def wrap(cls: type, method: str, kind: str) -> None:
+        original = cls.__dict__[method]
+
+        async def timed(self: Any, rows: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return await original(self, rows)
+            finally:
+                statements[kind].append(time.perf_counter() - start)
+                rows_by_kind[kind] += (
+                    sum(len(r) for _, r in rows) if method == "_write" else len(rows)
+                )
+
+        patched.append((cls, method, original))
+        setattr(cls, method, timed)
+
+    for cls in (bulk.PostgresBulk, bulk.SqliteBulk):
+        for method, kind in _BULK_CALLS:
+            if method in cls.__dict__:
+                wrap(cls, method, kind)
+    try:
+        yield
+    finally:
+        for cls, method, original in patched:
+            setattr(cls, method, original)
+
+
 async def time_statements(backend: Backend, batches: list[list[Sighting]]) -> dict[str, Any]:
     """Ingest `batches` with every SQL statement timed (driver call to result), by kind; the
-    rest of each call is Python: pricefleet's, SQLAlchemy's and the driver's own."""
+    rest of each call is Python: pricefleet's, SQLAlchemy's and the driver's own. Statements
+    `store.bulk` sends to the driver itself are timed around its calls (on SQLite the trip to
+    aiosqlite's thread included)."""
     engine = getattr(backend.store, "writer", None)
     statements: dict[str, list[float]] = defaultdict(list)
     rows_by_kind: dict[str, int] = defaultdict(int)
@@ -1173,10 +1220,11 @@ async def time_statements(backend: Backend, batches: list[list[Sighting]]) -> di
     event.listen(engine.sync_engine, "after_cursor_execute", after)
     total = 0.0
     try:
-        for batch in batches:
-            start = time.perf_counter()
-            await backend.store.ingest(batch)
-            total += time.perf_counter() - start
+        with _timed_bulk(statements, rows_by_kind):
+            for batch in batches:
+                start = time.perf_counter()
+                await backend.store.ingest(batch)
+                total += time.perf_counter() - start
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", before)
         event.remove(engine.sync_engine, "after_cursor_execute", after)

@@ -266,6 +266,25 @@ async def test_search_ranks_a_bounded_number_of_matches(
     assert len(await shops.search("leche", limit=20)) == 4  # one site: one shard when sharded
 
 
+async def test_search_pages_break_rank_ties_by_identity(shops: Store) -> None:
+    """Equally relevant matches come by (site, id), on every page size, with or without a
+    site, and fewer matches than the page give them all."""
+    await shops.ingest(
+        [
+            sighting(f"p{i:02d}", "1.00", at(i), site_id=site.id, name="Leche entera")
+            for i in range(12)
+            for site in SITES
+        ]
+        + [sighting("q1", "1.00", at(0), name="Leche leche entera")]
+    )
+    every = [("shop-a", "q1"), *sorted((s.id, f"p{i:02d}") for i in range(12) for s in SITES)]
+    for limit in (1, 3, 13, 30):
+        hits = await shops.search("leche", limit=limit)
+        assert [(h.item["site_id"], h.item["id"]) for h in hits] == every[:limit], limit
+    hits = await shops.search("leche", limit=5, site_id="shop-b")
+    assert [h.item["id"] for h in hits] == [f"p{i:02d}" for i in range(5)]
+
+
 async def test_list_filters_cursor_and_fields(shops: Store) -> None:
     """Lists filter by site, category, price and discount, page by cursor, select fields."""
     batch = [

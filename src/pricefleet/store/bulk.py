@@ -18,13 +18,17 @@ by `extend_history` (four), and only products whose metadata changed have their 
 
 from __future__ import annotations
 
+import re
+import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import orjson
+from asyncpg.exceptions import IntegrityConstraintViolationError
 from sqlalchemy import Boolean, Column, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +50,7 @@ __all__ = [
     "META_COLUMNS",
     "PRODUCT_COLUMNS",
     "STATE_ROW",
+    "WRITE_STEPS",
     "Bulk",
 ]
 
@@ -86,8 +91,20 @@ HISTORY_COLUMNS: tuple[str, ...] = (
 )
 _HISTORY_SEEN: tuple[str, ...] = ("site_id", "product_id", "observed_at", "last_seen")
 _MATCH_COLUMNS: tuple[str, ...] = ("site_id", "product_id", "group_id", "method", "score")
+#: A batch's history and state steps, in the order `Bulk.write` runs them. They touch
+#: distinct rows (see `timeline.Changes`; one product's state row is written by one step).
+WRITE_STEPS: tuple[str, ...] = (
+    "delete_history",
+    "insert_history",
+    "update_history",
+    "extend_history",
+    "insert_states",
+    "update_states",
+    "extend_states",
+)
 
 Processor = Callable[[Any], Any]
+_T = TypeVar("_T")
 Key = tuple[str, str]
 
 
@@ -132,6 +149,15 @@ class Bulk(ABC):
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
         self.dialect = conn.dialect
+        time = product_state.c.last_seen.type.bind_processor(self.dialect)
+        assert time is not None  # UTCDateTime always has one
+        self._time: Processor = time
+        self._state = self._converter(product_state, STATE_COLUMNS, result=False) or tuple
+        self._loader = self._converter(product_state, STATE_ROW, result=True) or tuple
+        self._state_row = self._converter(product_state, STATE_ROW, result=False) or tuple
+        self._history_row = (
+            self._converter(price_observations, HISTORY_COLUMNS, result=False) or tuple
+        )
 
     @staticmethod
     def of(conn: AsyncConnection) -> Bulk:
@@ -175,16 +201,47 @@ class Bulk(ABC):
         converter: Callable[[Sequence[Any]], tuple[Any, ...]] | None = cache[key]
         return converter
 
+    # --- stored form: values as the driver sends and returns them -----------------------------
+
+    def stored_time(self, at: datetime) -> Any:
+        """An aware UTC time as stored (naive text on SQLite, the datetime on PostgreSQL):
+        stored times compare as the times do."""
+        return self._time(at)
+
+    def stored_state(self, state: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A price state (`STATE_COLUMNS` order) as stored: equal states store equal."""
+        return self._state(state)
+
+    def load_state(self, row: Sequence[Any]) -> tuple[Any, ...]:
+        """A stored state row (`STATE_ROW`, as `lock_states` returns it) in Python values."""
+        return self._loader(row)
+
+    def bind_state(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A `STATE_ROW` of Python values in stored form."""
+        return self._state_row(row)
+
+    def bind_history(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A `HISTORY_COLUMNS` row of Python values in stored form."""
+        return self._history_row(row)
+
+    def bind_span(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """(site_id, product_id, observed_at, last_seen) of Python values in stored form."""
+        return (row[0], row[1], self._time(row[2]), self._time(row[3]))
+
+    def bind_seen(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """(site_id, id, last_seen) of Python values in stored form."""
+        return (row[0], row[1], self._time(row[2]))
+
     # --- product state: the lock every write of a product's rows goes through -----------------
 
-    async def lock_states(self, keys: list[Key]) -> list[tuple[Any, ...]]:
-        """The stored state rows (`STATE_ROW` values) of those `keys` that have one, each
-        locked until the transaction ends (PostgreSQL; an SQLite writer holds the database).
-        Writers lock before they write anything of a product, in one order, so two batches
-        never wait on each other in a cycle."""
+    async def lock_states(self, keys: list[Key]) -> list[Sequence[Any]]:
+        """The stored state rows (`STATE_ROW`, in stored form: see `load_state`) of those
+        `keys` that have one, each locked until the transaction ends (PostgreSQL; an SQLite
+        writer holds the database). Writers lock before they write anything of a product, in
+        one order, so two batches never wait on each other in a cycle."""
         if not keys:
             return []
-        return self._load(product_state, STATE_ROW, await self._lock_states(keys))
+        return list(await self._lock_states(keys))
 
     async def insert_products(self, rows: list[tuple[Any, ...]]) -> set[Key]:
         """Insert new products (`PRODUCT_COLUMNS` rows, sorted by key); returns the keys this
@@ -194,7 +251,7 @@ class Bulk(ABC):
             return set()
         try:
             return await self._insert_products(self._bind(products, PRODUCT_COLUMNS, rows))
-        except IntegrityError as exc:
+        except (IntegrityError, IntegrityConstraintViolationError, sqlite3.IntegrityError) as exc:
             sites = sorted({row[0] for row in rows})
             raise UnknownSite(
                 f"cannot store products of sites {sites}: register them first (upsert_sites)"
@@ -205,43 +262,21 @@ class Bulk(ABC):
         if rows:
             await self._update_products(self._bind(products, PRODUCT_COLUMNS, rows))
 
-    async def insert_states(self, rows: list[tuple[Any, ...]]) -> None:
-        """New state rows (`STATE_ROW` order)."""
-        if rows:
-            await self._insert_states(self._bind(product_state, STATE_ROW, rows))
+    # --- the history and state steps: rows in stored form, all of a batch at once ------------
 
-    async def update_states(self, rows: list[tuple[Any, ...]]) -> None:
-        """Overwrite whole state rows (`STATE_ROW` order)."""
-        if rows:
-            await self._update_states(self._bind(product_state, STATE_ROW, rows))
-
-    async def extend_states(self, rows: list[tuple[Any, ...]]) -> None:
-        """Set the last sighting of state rows: (site_id, id, last_seen)."""
-        if rows:
-            await self._extend_states(self._bind(product_state, _SEEN_ROW, rows))
-
-    # --- history -----------------------------------------------------------------------------
-
-    async def insert_history(self, rows: list[tuple[Any, ...]]) -> None:
-        """New history rows (`HISTORY_COLUMNS` order)."""
-        if rows:
-            await self._insert_history(self._bind(price_observations, HISTORY_COLUMNS, rows))
-
-    async def update_history(self, rows: list[tuple[Any, ...]]) -> None:
-        """Set `last_seen` and the state of stored history rows (`HISTORY_COLUMNS` order)."""
-        if rows:
-            await self._update_history(self._bind(price_observations, HISTORY_COLUMNS, rows))
-
-    async def extend_history(self, rows: list[tuple[Any, ...]]) -> None:
-        """Set `last_seen` of stored history rows: (site_id, product_id, observed_at, last_seen)."""
-        if rows:
-            await self._extend_history(self._bind(price_observations, _HISTORY_SEEN, rows))
-
-    async def delete_history(self, rows: list[tuple[str, str, datetime]]) -> None:
-        """Delete history rows by (site_id, product_id, observed_at)."""
-        if rows:
+    async def write(self, steps: dict[str, list[tuple[Any, ...]]]) -> None:
+        """Run a batch's history and state steps (`WRITE_STEPS`, in that order): rows in
+        stored form (`stored_*`, `bind_*`: most of their values come straight from
+        `lock_states`), but `delete_history`'s (site_id, product_id, observed_at) in Python
+        values. Empty steps are skipped; the rest go to the driver together (one statement
+        on PostgreSQL, one trip to the writer thread on SQLite)."""
+        work = [(name, steps[name]) for name in WRITE_STEPS if steps.get(name)]
+        if not work:
+            return
+        if work[0][0] == "delete_history":
             names = ("site_id", "product_id", "observed_at")
-            await self._delete_history(self._bind(price_observations, names, list(rows)))
+            work[0] = ("delete_history", self._bind(price_observations, names, work[0][1]))
+        await self._write(work)
 
     async def upsert_matches(self, rows: list[tuple[Any, ...]]) -> None:
         """GTIN match rows (site_id, product_id, group_id, method, score); a row of another
@@ -259,28 +294,26 @@ class Bulk(ABC):
     async def _update_products(self, rows: list[Any]) -> None: ...
 
     @abstractmethod
-    async def _insert_states(self, rows: list[Any]) -> None: ...
-
-    @abstractmethod
-    async def _update_states(self, rows: list[Any]) -> None: ...
-
-    @abstractmethod
-    async def _extend_states(self, rows: list[Any]) -> None: ...
-
-    @abstractmethod
-    async def _insert_history(self, rows: list[Any]) -> None: ...
-
-    @abstractmethod
-    async def _update_history(self, rows: list[Any]) -> None: ...
-
-    @abstractmethod
-    async def _extend_history(self, rows: list[Any]) -> None: ...
-
-    @abstractmethod
-    async def _delete_history(self, rows: list[Any]) -> None: ...
+    async def _write(self, steps: list[tuple[str, list[Any]]]) -> None: ...
 
     @abstractmethod
     async def _upsert_matches(self, rows: list[Any]) -> None: ...
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _json_rows(rows: Sequence[Sequence[Any]]) -> str:
+    """Rows as a JSON array of arrays (times in RFC 3339, amounts as exact strings)."""
+    return orjson.dumps(rows, default=_json_default).decode()
+
+
+def _shift(offset: int, match: re.Match[str]) -> str:
+    """A `$n` placeholder moved `offset` places on."""
+    return f"${int(match.group(1)) + offset}"
 
 
 def _names(names: Sequence[str], prefix: str = "") -> str:
@@ -288,35 +321,41 @@ def _names(names: Sequence[str], prefix: str = "") -> str:
 
 
 class PostgresBulk(Bulk):
-    """One statement per step: every column travels as an array, `unnest` makes the rows."""
+    """One statement per step, its rows one JSON parameter, sent to asyncpg directly (on the
+    connection and in the transaction SQLAlchemy began: `start`); a batch's history and state
+    steps are one statement."""
 
     _sql: ClassVar[dict[str, str]] = {}
 
     def _unnest(self, table: Table, names: Sequence[str], alias: str = "u") -> tuple[str, str]:
-        """`unnest($1::type[], …) AS alias(names)` and the select list of its columns
-        (JSON travels as text and is cast back)."""
-        arrays, select = [], []
-        for position, name in enumerate(names, start=1):
-            kind = table.c[name].type.compile(dialect=self.dialect)
-            if kind in ("JSON", "JSONB"):
-                arrays.append(f"${position}::text[]")
-                select.append(f"{alias}.{name}::{kind.lower()}")
-            else:
-                arrays.append(f"${position}::{kind}[]")
-                select.append(f"{alias}.{name}")
-        return f"unnest({', '.join(arrays)}) AS {alias}({_names(names)})", ", ".join(select)
+        """The rows of one parameter ($1: a JSON array of arrays, `_json_rows`) as a table
+        `alias(names)` of the columns' types, and the select list of its columns. (Arrays of
+        each column, unnested, cost more: asyncpg checks and encodes every element of an
+        array parameter one by one, ~13 `isinstance` calls on ABCs per sighting.) JSON
+        columns travel as their text and are cast back."""
+        columns = ", ".join(
+            f"(e->>{i})::{table.c[name].type.compile(dialect=self.dialect)} AS {name}"
+            for i, name in enumerate(names)
+        )
+        source = f"(SELECT {columns} FROM jsonb_array_elements($1::jsonb) AS e) AS {alias}"
+        return source, ", ".join(f"{alias}.{name}" for name in names)
 
     def _statement(self, name: str, build: Callable[[], str]) -> str:
         if name not in self._sql:
             self._sql[name] = build()
         return self._sql[name]
 
-    async def _run(self, sql: str, rows: list[Any], *extra: Any) -> Any:
-        columns = [list(column) for column in zip(*rows, strict=True)]
-        return await self.conn.exec_driver_sql(sql, (*columns, *extra))
+    async def _run(self, sql: str, rows: list[Any]) -> Any:
+        driver = await self._driver()
+        return await driver.fetch(sql, _json_rows(rows))
+
+    async def _driver(self) -> Any:
+        """The asyncpg connection under the SQLAlchemy one (in its transaction)."""
+        raw = await self.conn.get_raw_connection()
+        return raw.driver_connection
 
     def _set_by_key(self, table: Table, names: Sequence[str], key: tuple[str, str]) -> str:
-        """`UPDATE table AS t SET … FROM unnest(…) u WHERE t.key = u.key` for rows of `names`
+        """`UPDATE table AS t SET … FROM (rows) u WHERE t.key = u.key` for rows of `names`
         (the key first)."""
         source, select = self._unnest(table, names)
         values = dict(zip(names, select.split(", "), strict=True))
@@ -333,7 +372,8 @@ class PostgresBulk(Bulk):
         instead of 10 for the lock, growing with the table) or, with stale statistics of a
         history partition, scans a day of it once per row (4.9 s instead of 0.04 for 174
         rows). So for this transaction only nested loops over index scans are left; a history
-        row's partition is found by run-time pruning on its `observed_at`."""
+        row's partition is found by run-time pruning on its `observed_at`. (This statement
+        also begins the transaction the driver-level statements run in.)"""
         await self.conn.exec_driver_sql(
             "SELECT set_config('enable_hashjoin', 'off', true), "
             "set_config('enable_mergejoin', 'off', true), "
@@ -350,9 +390,8 @@ class PostgresBulk(Bulk):
                 "ORDER BY s.site_id, s.id FOR UPDATE OF s"
             )
 
-        sql = self._statement("lock_states", build)
-        result = await self.conn.exec_driver_sql(sql, ([k[0] for k in keys], [k[1] for k in keys]))
-        return result.all()
+        rows: Sequence[Any] = await self._run(self._statement("lock_states", build), keys)
+        return rows
 
     async def _insert_products(self, rows: list[Any]) -> set[Key]:
         def build() -> str:
@@ -363,7 +402,7 @@ class PostgresBulk(Bulk):
             )
 
         result = await self._run(self._statement("insert_products", build), rows)
-        return {(site_id, product_id) for site_id, product_id in result.all()}
+        return {(site_id, product_id) for site_id, product_id in result}
 
     async def _update_products(self, rows: list[Any]) -> None:
         sql = self._statement(
@@ -372,63 +411,57 @@ class PostgresBulk(Bulk):
         )
         await self._run(sql, rows)
 
-    async def _insert_states(self, rows: list[Any]) -> None:
-        def build() -> str:
+    def _step(self, name: str) -> str:
+        """The statement of one write step, its rows a JSON array in $1."""
+        if name == "insert_states":
             source, select = self._unnest(product_state, STATE_ROW)
             return f"INSERT INTO product_state ({_names(STATE_ROW)}) SELECT {select} FROM {source}"
-
-        await self._run(self._statement("insert_states", build), rows)
-
-    async def _update_states(self, rows: list[Any]) -> None:
-        sql = self._statement(
-            "update_states", lambda: self._set_by_key(product_state, STATE_ROW, ("site_id", "id"))
-        )
-        await self._run(sql, rows)
-
-    async def _extend_states(self, rows: list[Any]) -> None:
-        sql = self._statement(
-            "extend_states", lambda: self._set_by_key(product_state, _SEEN_ROW, ("site_id", "id"))
-        )
-        await self._run(sql, rows)
-
-    async def _insert_history(self, rows: list[Any]) -> None:
-        def build() -> str:
+        if name == "update_states":
+            return self._set_by_key(product_state, STATE_ROW, ("site_id", "id"))
+        if name == "extend_states":
+            return self._set_by_key(product_state, _SEEN_ROW, ("site_id", "id"))
+        if name == "insert_history":
             source, select = self._unnest(price_observations, HISTORY_COLUMNS)
             return (
                 f"INSERT INTO price_observations ({_names(HISTORY_COLUMNS)}) "
                 f"SELECT {select} FROM {source}"
             )
-
-        await self._run(self._statement("insert_history", build), rows)
-
-    def _history_by_key(self, names: Sequence[str]) -> str:
-        source, _ = self._unnest(price_observations, names)
-        sets = ", ".join(f"{n} = u.{n}" for n in names[3:])
+        if name in ("update_history", "extend_history"):
+            names = HISTORY_COLUMNS if name == "update_history" else _HISTORY_SEEN
+            source, _ = self._unnest(price_observations, names)
+            sets = ", ".join(f"{n} = u.{n}" for n in names[3:])
+            return (
+                f"UPDATE price_observations AS o SET {sets} FROM {source} "
+                "WHERE o.site_id = u.site_id AND o.product_id = u.product_id "
+                "AND o.observed_at = u.observed_at"
+            )
+        assert name == "delete_history", name
+        source, _ = self._unnest(price_observations, ("site_id", "product_id", "observed_at"))
         return (
-            f"UPDATE price_observations AS o SET {sets} FROM {source} "
+            f"DELETE FROM price_observations AS o USING {source} "
             "WHERE o.site_id = u.site_id AND o.product_id = u.product_id "
             "AND o.observed_at = u.observed_at"
         )
 
-    async def _update_history(self, rows: list[Any]) -> None:
-        sql = self._statement("update_history", lambda: self._history_by_key(HISTORY_COLUMNS))
-        await self._run(sql, rows)
+    async def _write(self, steps: list[tuple[str, list[Any]]]) -> None:
+        """One statement: each step a data-modifying CTE (they see one snapshot, which is
+        right as the steps touch distinct rows), its rows in the next parameter."""
+        names = [name for name, _ in steps]
 
-    async def _extend_history(self, rows: list[Any]) -> None:
-        sql = self._statement("extend_history", lambda: self._history_by_key(_HISTORY_SEEN))
-        await self._run(sql, rows)
-
-    async def _delete_history(self, rows: list[Any]) -> None:
         def build() -> str:
-            names = ("site_id", "product_id", "observed_at")
-            source, _ = self._unnest(price_observations, names)
-            return (
-                f"DELETE FROM price_observations AS o USING {source} "
-                "WHERE o.site_id = u.site_id AND o.product_id = u.product_id "
-                "AND o.observed_at = u.observed_at"
-            )
+            parts: list[str] = []
+            offset = 0
+            for name in names:
+                sql = self._step(name)
+                count = len(set(re.findall(r"\$\d+", sql)))
+                sql = re.sub(r"\$(\d+)", partial(_shift, offset), sql)
+                parts.append(f"s{len(parts)} AS ({sql})")
+                offset += count
+            return f"WITH {', '.join(parts)} SELECT 1"
 
-        await self._run(self._statement("delete_history", build), rows)
+        sql = self._statement("write:" + ",".join(names), build)
+        driver = await self._driver()
+        await driver.execute(sql, *(_json_rows(rows) for _, rows in steps))
 
     async def _upsert_matches(self, rows: list[Any]) -> None:
         def build() -> str:
@@ -445,7 +478,10 @@ class PostgresBulk(Bulk):
 
 
 class SqliteBulk(Bulk):
-    """`executemany` over plain tuples: SQLite runs each prepared statement once per row."""
+    """`executemany` over plain tuples: SQLite runs each prepared statement once per row. Every
+    statement runs on the `sqlite3` connection in aiosqlite's own thread, a batch's history
+    and state steps in one trip there (SQLAlchemy's path costs a thread hop and parameter
+    adaptation per statement)."""
 
     _sql: ClassVar[dict[str, str]] = {}
 
@@ -456,7 +492,19 @@ class SqliteBulk(Bulk):
         return cls._sql[name]
 
     async def _many(self, sql: str, rows: list[Any]) -> None:
-        await self.conn.exec_driver_sql(sql, rows)
+        await self._in_thread(lambda db: db.executemany(sql, rows))
+
+    async def _in_thread(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run `work` on the raw `sqlite3` connection, in aiosqlite's thread (the one that
+        owns it), inside the transaction SQLAlchemy began."""
+        raw = await self.conn.get_raw_connection()
+        driver = raw.driver_connection
+        # aiosqlite queues functions for its thread with `_execute` (what its own cursor
+        # methods use); `_conn` is the sqlite3 connection. Private API (0.22 here, same since
+        # 0.17): every SQLite ingest test goes through it.
+        connection = driver._conn  # type: ignore[union-attr]
+        result: _T = await driver._execute(work, connection)  # type: ignore[union-attr]
+        return result
 
     @classmethod
     def _set_by_key(cls, name: str, table: str, names: Sequence[str], key: Sequence[str]) -> str:
@@ -479,10 +527,9 @@ class SqliteBulk(Bulk):
                 "AND s.id = json_extract(k.value, '$[1]')"
             )
 
-        result = await self.conn.exec_driver_sql(
-            self._statement("lock_states", build), (orjson.dumps(keys).decode(),)
-        )
-        return result.all()
+        sql = self._statement("lock_states", build)
+        payload = orjson.dumps(keys).decode()
+        return await self._in_thread(lambda db: db.execute(sql, (payload,)).fetchall())
 
     async def _insert_products(self, rows: list[Any]) -> set[Key]:
         # The one writer holds the database since `lock_states`: every missing key is new.
@@ -497,44 +544,40 @@ class SqliteBulk(Bulk):
         sql = self._set_by_key("update_products", "products", PRODUCT_COLUMNS, ("site_id", "id"))
         await self._many(sql, rows)
 
-    async def _insert_states(self, rows: list[Any]) -> None:
-        def build() -> str:
-            marks = ", ".join("?" for _ in STATE_ROW)
-            return f"INSERT INTO product_state ({_names(STATE_ROW)}) VALUES ({marks})"
-
-        await self._many(self._statement("insert_states", build), rows)
-
-    async def _update_states(self, rows: list[Any]) -> None:
-        sql = self._set_by_key("update_states", "product_state", STATE_ROW, ("site_id", "id"))
-        await self._many(sql, rows)
-
-    async def _extend_states(self, rows: list[Any]) -> None:
-        sql = self._set_by_key("extend_states", "product_state", _SEEN_ROW, ("site_id", "id"))
-        await self._many(sql, rows)
-
-    async def _insert_history(self, rows: list[Any]) -> None:
-        def build() -> str:
-            marks = ", ".join("?" for _ in HISTORY_COLUMNS)
-            return f"INSERT INTO price_observations ({_names(HISTORY_COLUMNS)}) VALUES ({marks})"
-
-        await self._many(self._statement("insert_history", build), rows)
-
-    async def _update_history(self, rows: list[Any]) -> None:
-        key = ("site_id", "product_id", "observed_at")
-        sql = self._set_by_key("update_history", "price_observations", HISTORY_COLUMNS, key)
-        await self._many(sql, rows)
-
-    async def _extend_history(self, rows: list[Any]) -> None:
-        key = ("site_id", "product_id", "observed_at")
-        sql = self._set_by_key("extend_history", "price_observations", _HISTORY_SEEN, key)
-        await self._many(sql, rows)
-
-    async def _delete_history(self, rows: list[Any]) -> None:
-        await self._many(
+    def _step(self, name: str) -> str:
+        history_key = ("site_id", "product_id", "observed_at")
+        if name in ("insert_states", "insert_history"):
+            table, names = (
+                ("product_state", STATE_ROW)
+                if name == "insert_states"
+                else ("price_observations", HISTORY_COLUMNS)
+            )
+            marks = ", ".join("?" for _ in names)
+            return self._statement(
+                name, lambda: f"INSERT INTO {table} ({_names(names)}) VALUES ({marks})"
+            )
+        if name == "update_states":
+            return self._set_by_key(name, "product_state", STATE_ROW, ("site_id", "id"))
+        if name == "extend_states":
+            return self._set_by_key(name, "product_state", _SEEN_ROW, ("site_id", "id"))
+        if name == "update_history":
+            return self._set_by_key(name, "price_observations", HISTORY_COLUMNS, history_key)
+        if name == "extend_history":
+            return self._set_by_key(name, "price_observations", _HISTORY_SEEN, history_key)
+        assert name == "delete_history", name
+        return (
             "DELETE FROM price_observations WHERE site_id = ? AND product_id = ? "
-            "AND observed_at = ?",
-            rows,
+            "AND observed_at = ?"
         )
+
+    async def _write(self, steps: list[tuple[str, list[Any]]]) -> None:
+        work = [(self._step(name), rows) for name, rows in steps]
+
+        def run(db: sqlite3.Connection) -> None:
+            for sql, rows in work:
+                db.executemany(sql, rows)
+
+        await self._in_thread(run)
 
     async def _upsert_matches(self, rows: list[Any]) -> None:
         def build() -> str:

@@ -41,6 +41,22 @@ __all__ = ["ingest"]
 Key = tuple[str, str]
 
 
+def _values(observation: PriceObservation) -> tuple[Any, ...]:
+    """The observation's price state as a plain tuple (`STATE_COLUMNS` order)."""
+    return (
+        observation.price,
+        observation.currency,
+        observation.regular_price,
+        observation.is_discounted,
+        observation.unit_price,
+        # `_value_`: the enum's value without the `value` property's descriptor call.
+        observation.unit._value_ if observation.unit else None,
+        observation.availability._value_,
+        observation.shop_unit_price,
+        observation.shop_unit,
+    )
+
+
 def _state(observation: PriceObservation) -> State:
     return State(
         price=observation.price,
@@ -165,8 +181,8 @@ async def ingest(conn: AsyncConnection, sightings: Sequence[Sighting]) -> Ingest
     bulk = Bulk.of(conn)
     await bulk.start()
 
-    # Per product: every sighting's (time, state), the newest sighting and the span seen.
-    by_product: dict[Key, list[tuple[datetime, State]]] = {}
+    # Per product: every sighting's (time, observation), the newest sighting and the span seen.
+    by_product: dict[Key, list[tuple[datetime, PriceObservation]]] = {}
     newest: dict[Key, tuple[datetime, Product]] = {}
     first_seen: dict[Key, datetime] = {}
     for sighting in sightings:
@@ -175,7 +191,7 @@ async def ingest(conn: AsyncConnection, sightings: Sequence[Sighting]) -> Ingest
         seen = observation.observed_at
         if seen.tzinfo is not UTC:
             seen = _aware(seen)
-        point = (seen, _state(observation))
+        point = (seen, observation)
         known = newest.get(key)
         if known is None:
             newest[key] = (seen, product)
@@ -188,9 +204,12 @@ async def ingest(conn: AsyncConnection, sightings: Sequence[Sighting]) -> Ingest
             if seen < first_seen[key]:
                 first_seen[key] = seen
     keys = sorted(newest)
+    stored_time, stored_state = bulk.stored_time, bulk.stored_state
 
     # Lock (and read) the products' state rows; new products get their rows inserted first.
-    stored: dict[Key, tuple[Any, ...]] = {(r[0], r[1]): r for r in await bulk.lock_states(keys)}
+    # The rows stay in stored form: the hot path compares the sightings in that form and
+    # writes the stored values it keeps back as they are; only the cold path converts them.
+    stored: dict[Key, Sequence[Any]] = {(r[0], r[1]): r for r in await bulk.lock_states(keys)}
     hashes = {key: _meta_hash(newest[key][1]) for key in keys}
     written: dict[Key, str | None] = {}  # products whose metadata this batch writes: their GTIN
     missing = [key for key in keys if key not in stored]
@@ -206,52 +225,71 @@ async def ingest(conn: AsyncConnection, sightings: Sequence[Sighting]) -> Ingest
             stored.update(((r[0], r[1]), r) for r in await bulk.lock_states(others))
     changed_meta = []
     for key in keys:
-        row = stored.get(key)
+        raw = stored.get(key)
         if key in created:
             continue
         # A products row without a state row (none is written so) is overwritten too.
-        if row is None or (newest[key][0] >= row[3] and row[14] != hashes[key]):
+        if raw is None or (raw[14] != hashes[key] and stored_time(newest[key][0]) >= raw[3]):
             gtin = normalize_gtin(newest[key][1].gtin)
             written[key] = gtin
             changed_meta.append(_product_row(newest[key][1], gtin))
     await bulk.update_products(changed_meta)
 
+    # Rows to write, all in stored form.
     inserts: list[tuple[Any, ...]] = []
     updates: list[tuple[Any, ...]] = []
     extends: list[tuple[Any, ...]] = []
-    deletes: list[tuple[str, str, datetime]] = []
+    deletes: list[tuple[str, str, datetime]] = []  # Python values
     new_states: list[tuple[Any, ...]] = []
     full_states: list[tuple[Any, ...]] = []
     seen_states: list[tuple[Any, ...]] = []
     price_changes: list[tuple[str, str]] = []
+    bind_history, bind_span, bind_state = bulk.bind_history, bulk.bind_span, bulk.bind_state
     for key in keys:
-        row = stored.get(key)
-        first, last = first_seen[key], newest[key][0]
+        raw = stored.get(key)
         points = by_product[key]
-        meta_hash = hashes[key] if key in written else row[14] if row is not None else None
-        if row is not None and row[4] is not None and row[4] < first and len(points) == 1:
-            # The hot path (merge's own, inlined): one sighting after the current history row
-            # began. Strictly after its start: a sighting at the row's own instant may
-            # tie-break with it and must see the row before as well (the cold path).
-            at, state = points[0]
-            same = state == row[5:14]
-            if at > row[3] or not same:
-                if at <= row[3]:
-                    pass  # a late sighting of another state inside the run: the merge decides
-                elif same:  # confirmed: only last_seen moves, on the state row alone
-                    if meta_hash == row[14]:
-                        seen_states.append((key[0], key[1], at))
-                    else:
-                        full_states.append((key[0], key[1], row[2], at, row[4], *state, meta_hash))
-                    continue
-                else:  # changed: the current row ends where the product was last seen
-                    extends.append((key[0], key[1], row[4], row[3]))
-                    inserts.append((key[0], key[1], at, at, *state))
-                    full_states.append((key[0], key[1], row[2], at, at, *state, meta_hash))
-                    price_changes.append(key)
-                    continue
-            elif meta_hash == row[14]:
-                continue  # a replay inside the run: nothing to write
+        meta_hash = hashes[key] if key in written else raw[14] if raw is not None else None
+        if raw is None and len(points) == 1:
+            # A new product seen once: its first history row and its state row (what merge
+            # gives for one sighting and nothing stored), in stored form.
+            at = stored_time(points[0][0])
+            state = stored_state(_values(points[0][1]))
+            inserts.append((key[0], key[1], at, at, *state))
+            new_states.append((key[0], key[1], at, at, at, *state, meta_hash))
+            price_changes.append(key)
+            continue
+        if raw is not None and len(points) == 1 and raw[4] is not None:
+            # The hot path (merge's own, inlined), in stored form: one sighting after the
+            # current history row began. Strictly after its start: a sighting at the row's
+            # own instant may tie-break with it and must see the row before as well (the
+            # cold path).
+            at = stored_time(points[0][0])
+            if raw[4] < at:
+                state = stored_state(_values(points[0][1]))
+                same = state == raw[5:14]
+                if at > raw[3] or not same:
+                    if at <= raw[3]:
+                        pass  # a late sighting of another state inside the run: merge decides
+                    elif same:  # confirmed: only last_seen moves, on the state row alone
+                        if meta_hash == raw[14]:
+                            seen_states.append((key[0], key[1], at))
+                        else:
+                            full_states.append(
+                                (key[0], key[1], raw[2], at, raw[4], *state, meta_hash)
+                            )
+                        continue
+                    else:  # changed: the current row ends where the product was last seen
+                        extends.append((key[0], key[1], raw[4], raw[3]))
+                        inserts.append((key[0], key[1], at, at, *state))
+                        full_states.append((key[0], key[1], raw[2], at, at, *state, meta_hash))
+                        price_changes.append(key)
+                        continue
+                elif meta_hash == raw[14]:
+                    continue  # a replay inside the run: nothing to write
+        # The cold path: new products, several sightings of one product, replays and late
+        # sightings. It works on Python values and binds what it writes.
+        row = None if raw is None else bulk.load_state(raw)
+        first, last = first_seen[key], newest[key][0]
         before: Row | None = None
         if row is None or row[4] is None:
             window: list[Row] = []  # no history yet
@@ -261,17 +299,17 @@ async def ingest(conn: AsyncConnection, sightings: Sequence[Sighting]) -> Ingest
         else:
             window = await _cold_slice(conn, key, first, row[4], row[3])
             before = _latest(window, _NO_CHANGE)
-        change = merge(window, points)
+        change = merge(window, [(at, _state(observation)) for at, observation in points])
         after = _latest(window, change) if not change.empty else before
         if not change.empty:
-            inserts.extend(_history(key, r) for r in change.inserts)
+            inserts.extend(bind_history(_history(key, r)) for r in change.inserts)
             deletes.extend((key[0], key[1], at) for at in change.deletes)
             old = {r.observed_at: r.state for r in window}
             for r in change.updates:
                 if old.get(r.observed_at) != r.state:
-                    updates.append(_history(key, r))
+                    updates.append(bind_history(_history(key, r)))
                 elif after is None or r.observed_at != after.observed_at:
-                    extends.append((key[0], key[1], r.observed_at, r.last_seen))
+                    extends.append(bind_span((key[0], key[1], r.observed_at, r.last_seen)))
                 # else: the current row's last_seen, kept on the state row only
         if (
             before is not None
@@ -282,10 +320,10 @@ async def ingest(conn: AsyncConnection, sightings: Sequence[Sighting]) -> Ingest
         ):
             # The row that was current is not any more: its last_seen, until now kept on the
             # state row only, is written to it.
-            extends.append((key[0], key[1], before.observed_at, before.last_seen))
+            extends.append(bind_span((key[0], key[1], before.observed_at, before.last_seen)))
         if row is None:
             assert after is not None  # a batch always leaves a row
-            new_states.append(_state_row(key, first, last, after, meta_hash))
+            new_states.append(bind_state(_state_row(key, first, last, after, meta_hash)))
             price_changes.append(key)
             continue
         first, last = min(first, row[2]), max(last, row[3])
@@ -296,16 +334,20 @@ async def ingest(conn: AsyncConnection, sightings: Sequence[Sighting]) -> Ingest
             price_changes.append(key)
         if moved or meta_hash != row[14] or first != row[2]:
             assert after is not None
-            full_states.append(_state_row(key, first, last, after, meta_hash))
+            full_states.append(bind_state(_state_row(key, first, last, after, meta_hash)))
         elif last != row[3]:
-            seen_states.append((key[0], key[1], last))
-    await bulk.delete_history(deletes)
-    await bulk.insert_history(inserts)
-    await bulk.update_history(updates)
-    await bulk.extend_history(extends)
-    await bulk.insert_states(new_states)
-    await bulk.update_states(full_states)
-    await bulk.extend_states(seen_states)
+            seen_states.append(bulk.bind_seen((key[0], key[1], last)))
+    await bulk.write(
+        {
+            "delete_history": deletes,
+            "insert_history": inserts,
+            "update_history": updates,
+            "extend_history": extends,
+            "insert_states": new_states,
+            "update_states": full_states,
+            "extend_states": seen_states,
+        }
+    )
     # Match rows follow the GTIN: only products whose metadata was written can have new ones.
     await bulk.upsert_matches(
         [(k[0], k[1], gtin_group(g), "gtin", 1.0) for k, g in sorted(written.items()) if g]

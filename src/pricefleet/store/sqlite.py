@@ -2,11 +2,13 @@
 
 Writes go through their own engine and start with `BEGIN IMMEDIATE`, so two writers queue on
 the busy timeout instead of failing on a lock upgrade; readers use a second engine and never
-block writers (WAL). The FTS5 index is kept by triggers (see the migration).
+block writers (WAL). The FTS5 index is kept by triggers (see the migration). Trending reads the
+`price_moves` table `refresh_trending` fills (migration 0006), as PostgreSQL reads its view.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from pricefleet.store.query import SEARCH_CANDIDATES
-from pricefleet.store.records import SearchHit
+from pricefleet.store.records import Direction, SearchHit
 from pricefleet.store.sql import SqlStore, _default_columns_sql
+from pricefleet.store.tables import price_observations, product_state, products
 
 __all__ = ["SqliteStore"]
 
@@ -80,14 +83,19 @@ class SqliteStore(SqlStore):
             if site_id is not None
             else ""
         )
-        # At most SEARCH_CANDIDATES matches are ranked; only the page's products are read.
+        # At most SEARCH_CANDIDATES matches are ranked. Only those ranked at least as well as
+        # the page's last (ties included) are read from `products` and `product_state`, then
+        # ordered by rank and identity: the same page as ordering every candidate, without
+        # reading thousands of wide rows for a common word.
         query = text(
-            f"SELECT {columns}, -m.rank AS score FROM ("
+            "WITH m AS MATERIALIZED ("
             "SELECT products_fts.rowid AS rowid, bm25(products_fts, 10.0, 2.0) AS rank "
             f"FROM products_fts {site_join}"
-            "WHERE products_fts MATCH :match LIMIT :candidates"
-            ") m JOIN products p ON p.rowid = m.rowid "
+            "WHERE products_fts MATCH :match LIMIT :candidates) "
+            f"SELECT {columns}, -m.rank AS score FROM m JOIN products p ON p.rowid = m.rowid "
             "JOIN product_state st ON st.site_id = p.site_id AND st.id = p.id "
+            "WHERE m.rank <= IFNULL("
+            "(SELECT rank FROM m ORDER BY rank LIMIT 1 OFFSET :limit - 1), 1e308) "
             "ORDER BY m.rank, p.site_id, p.id LIMIT :limit"
         ).columns(*(self._columns(None)))
         params: dict[str, Any] = {
@@ -101,3 +109,71 @@ class SqliteStore(SqlStore):
             SearchHit({k: v for k, v in r._mapping.items() if k != "score"}, float(r.score))
             for r in rows
         ]
+
+    async def refresh_trending(self) -> None:
+        """Recompute `price_moves` for the precomputed windows, as of now: one site per
+        transaction, so writers wait for one site's moves at a time, not for all of them
+        (readers see each site's new moves as soon as its transaction commits)."""
+        now = datetime.now(UTC)
+        to_text = product_state.c.last_seen.type.bind_processor(self.writer.dialect)
+        assert to_text is not None
+        windows = " UNION ALL ".join(
+            f"SELECT {days} AS days, :cutoff{days} AS cutoff" for days in self.TRENDING_WINDOWS
+        )
+        params: dict[str, Any] = {
+            f"cutoff{days}": to_text(now - timedelta(days=days)) for days in self.TRENDING_WINDOWS
+        }
+        # The row in force at each cutoff: the latest one at or before it (a seek on the
+        # history's primary key per product and window), then found by its rowid. A product
+        # whose current row began at or before the cutoff has not moved since (its current
+        # row is the one in force then): it is skipped without a seek.
+        refill = text(
+            "INSERT INTO price_moves "
+            "(site_id, product_id, days, old_price, new_price, since, change) "
+            "SELECT s.site_id, s.id, w.days, o.price, s.price, o.observed_at, "
+            "(s.price - o.price) * 1.0 / o.price "
+            f"FROM product_state s CROSS JOIN ({windows}) w "
+            "JOIN price_observations o ON o.rowid = ("
+            "SELECT e.rowid FROM price_observations e "
+            "WHERE e.site_id = s.site_id AND e.product_id = s.id AND e.observed_at <= w.cutoff "
+            "ORDER BY e.observed_at DESC LIMIT 1) "
+            "WHERE s.site_id = :site AND s.price IS NOT NULL AND o.price <> s.price "
+            "AND (s.price_changed_at > w.cutoff OR s.price_changed_at IS NULL)"
+        )
+        async with self._read() as conn:
+            sites = list(await conn.scalars(text("SELECT id FROM sites ORDER BY id")))
+        for site in sites:
+            async with self._write() as conn:
+                await conn.execute(
+                    text("DELETE FROM price_moves WHERE site_id = :site"), {"site": site}
+                )
+                await conn.execute(refill, {**params, "site": site})
+        async with self._write() as conn:  # sites removed since the last refresh
+            await conn.execute(
+                text("DELETE FROM price_moves WHERE site_id NOT IN (SELECT id FROM sites)")
+            )
+
+    async def _trending(
+        self, conn: AsyncConnection, days: int, direction: Direction, limit: int, site: str | None
+    ) -> list[dict[str, Any]]:
+        # A store whose moves were never refreshed computes them per query, as before 0006.
+        refreshed = await conn.scalar(text("SELECT EXISTS (SELECT 1 FROM price_moves)"))
+        if days not in self.TRENDING_WINDOWS or not refreshed:
+            return await super()._trending(conn, days, direction, limit, site)
+        order = "ASC" if direction is Direction.DROPS else "DESC"
+        site_clause = "AND m.site_id = :site" if site is not None else ""
+        query = text(
+            "SELECT m.site_id, m.product_id, p.name, m.old_price, m.new_price, m.since "
+            "FROM price_moves m JOIN products p ON p.site_id = m.site_id AND p.id = m.product_id "
+            f"WHERE m.days = :days {site_clause} "
+            f"ORDER BY m.change {order}, m.site_id, m.product_id LIMIT :limit"
+        ).columns(
+            price_observations.c.site_id,
+            price_observations.c.product_id,
+            products.c.name,
+            price_observations.c.price.label("old_price"),
+            price_observations.c.price.label("new_price"),
+            price_observations.c.observed_at.label("since"),
+        )
+        rows = await conn.execute(query, {"days": days, "site": site, "limit": limit})
+        return [dict(r._mapping) for r in rows]

@@ -55,12 +55,12 @@ class Money(TypeDecorator[Decimal]):
             def scaled(value: Decimal | None) -> Any:
                 if type(value) is Decimal:
                     return int((value * _FACTOR).to_integral_value())
-                return bind(value, dialect)
+                return None if value is None else bind(value, dialect)
 
             return scaled
 
         def as_is(value: Decimal | None) -> Any:
-            return value if type(value) is Decimal else bind(value, dialect)
+            return value if value is None or type(value) is Decimal else bind(value, dialect)
 
         return as_is
 
