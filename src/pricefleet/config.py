@@ -83,8 +83,8 @@ class Settings(BaseSettings):
     cache_purge_url: str | None = Field(default=None, pattern=r"^https?://")
     #: A product not seen for this long is stale (seed 004: refreshed every 24 h).
     freshness_seconds: int = Field(default=86_400, ge=60)
-    #: The scheduler recomputes the trending price moves this often, seconds (0: never; the
-    #: trending answers' cache TTL is 10 minutes too).
+    #: The scheduler recomputes the trending price moves at least this often, seconds (0:
+    #: never); a cheap refresh (small catalogue) comes every minute.
     trending_refresh_seconds: float = Field(default=600, ge=0)
     #: Whether reads need no API key; None: yes in the embedded profile, no in the cluster one.
     public_reads: bool | None = None

@@ -11,7 +11,7 @@ import pytest
 
 from pricefleet.queue import JobQueue
 from pricefleet.store import Store
-from pricefleet.workers.scheduler import Scheduler
+from pricefleet.workers.scheduler import TRENDING_MIN_SECONDS, Scheduler
 from tests.servers import create_database, drop_database, pg_url
 from tests.store.factories import SITES, sighting
 
@@ -65,3 +65,18 @@ async def test_ticks_recompute_trending_on_their_period(store: Store, queue: Job
     assert await _moves(store) == ["p2", "p1"]  # -50 %, then -25 %
     off = Scheduler(queue, store, {}, trending_every=0)
     assert not (await off.tick()).trending
+
+
+async def test_a_cheap_refresh_comes_every_minute(store: Store, queue: JobQueue) -> None:
+    """A refresh that takes little comes again after TRENDING_MIN_SECONDS, not after the
+    whole `trending_every`; a slow one after TRENDING_COST_SHARE times its duration."""
+    scheduler = Scheduler(queue, store, {}, trending_every=600)
+    assert (await scheduler.tick()).trending
+    assert not (await scheduler.tick()).trending
+    scheduler._last_trending -= TRENDING_MIN_SECONDS  # a minute later
+    assert (await scheduler.tick()).trending
+    scheduler._trending_took = 10.0  # as if it had taken 10 s: 200 s apart
+    scheduler._last_trending -= 150
+    assert not (await scheduler.tick()).trending
+    scheduler._last_trending -= 60
+    assert (await scheduler.tick()).trending

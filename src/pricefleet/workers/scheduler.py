@@ -9,9 +9,13 @@ Every `tick` seconds, for every site:
 - **Freshness** (seed `004`: data fresher than 24 h). Every `fresh_every` seconds, products not
   seen for `freshness` seconds get refresh jobs: their own page for sites crawled page by page,
   or a new crawl for sites read through an API.
-- **Trending.** Every `trending_every` seconds the store recomputes its trending moves
-  (`Store.refresh_trending`: PostgreSQL's materialised view, or a backend's table), so
-  `/v1/trending` follows the prices. Two schedulers both refresh: redundant work, never wrong.
+- **Trending.** The store recomputes its trending moves (`Store.refresh_trending`: the
+  materialised view on PostgreSQL, a table on SQLite) on start-up and then every
+  `trending_every` seconds at most; sooner when a refresh is cheap: every
+  `TRENDING_COST_SHARE` × its own last duration, but not more often than every
+  `TRENDING_MIN_SECONDS` (a small catalogue's moves show within a minute; a refresh of a million
+  products, about a minute, keeps its 10-minute period). Two schedulers both refresh: redundant
+  work, never wrong.
 - **Reconciliation.** If the queue lost its contents (Redis restarted without persistence), the
   marks went with them: the next tick finds the current instant's crawl not started and starts
   it again from its seeds, and the freshness pass re-enqueues whatever the store says is stale.
@@ -43,6 +47,11 @@ log = logging.getLogger(__name__)
 REFRESH_PRIORITY = 5
 #: Refresh jobs enqueued per site and pass, at most.
 REFRESH_LIMIT = 10_000
+#: Trending refreshes come at least this many seconds apart…
+TRENDING_MIN_SECONDS = 60.0
+#: …and at least this many times their own duration apart (a refresh takes at most 1/20th of
+#: the database's time), up to the scheduler's `trending_every`.
+TRENDING_COST_SHARE = 20.0
 
 
 def start_jobs(recipe: Recipe, run: str, *, priority: int = 0) -> list[NewJob]:
@@ -116,6 +125,7 @@ class Scheduler:
         self.trending_every = trending_every  # 0: never
         self._last_fresh = -float("inf")
         self._last_trending = -float("inf")
+        self._trending_took = 0.0  # seconds the last refresh took
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -161,13 +171,17 @@ class Scheduler:
                 if count:
                     report.refreshed[recipe.id] = count
         since = time.monotonic() - self._last_trending
-        if self.trending_every > 0 and since >= self.trending_every:
+        period = min(
+            self.trending_every,
+            max(TRENDING_MIN_SECONDS, TRENDING_COST_SHARE * self._trending_took),
+        )
+        if self.trending_every > 0 and since >= period:
             self._last_trending = time.monotonic()
             try:
-                began = time.monotonic()
                 await self.store.refresh_trending()
                 report.trending = True
-                log.info("scheduler: trending recomputed in %.1f s", time.monotonic() - began)
+                self._trending_took = time.monotonic() - self._last_trending
+                log.info("scheduler: trending recomputed in %.1f s", self._trending_took)
             except Exception as exc:  # the crawls go on; the next period tries again
                 log.warning("scheduler: trending refresh failed: %s", exc)
         return report
