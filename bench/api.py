@@ -448,6 +448,22 @@ async def _api_key(dsn: str) -> str:
     return key
 
 
+def server_env(dsn: str, redis_url: str, prefix: str, path: Sequence[str] = ()) -> dict[str, str]:
+    """The environment of a benchmarked `pricefleet api`: cluster profile on `dsn` and Redis
+    under `prefix`, this tree's code (after the folders of `path`), a limit that refuses
+    nothing, a memory tier that holds every warmed answer."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([*path, str(ROOT / "src"), str(ROOT)]),
+        "PRICEFLEET_DATABASE_URL": dsn,
+        "PRICEFLEET_REDIS_URL": redis_url,
+        "PRICEFLEET_QUEUE_PREFIX": prefix,
+        "PRICEFLEET_RATE_LIMIT": RATE_LIMIT,
+        "PRICEFLEET_CACHE_SIZE": str(CACHE_SIZE),
+        "PRICEFLEET_LOG_LEVEL": "WARNING",
+    }
+
+
 def _measure(
     options: Options,
     catalogue: Catalogue,
@@ -466,16 +482,7 @@ def _measure(
         "searches": catalogue.search_paths(SEARCHES, seed=3),
         "compares": catalogue.compare_paths(COMPARES, seed=4),
     }
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
-        "PRICEFLEET_DATABASE_URL": dsn,
-        "PRICEFLEET_REDIS_URL": redis_url,
-        "PRICEFLEET_QUEUE_PREFIX": prefix,
-        "PRICEFLEET_RATE_LIMIT": RATE_LIMIT,
-        "PRICEFLEET_CACHE_SIZE": str(CACHE_SIZE),
-        "PRICEFLEET_LOG_LEVEL": "WARNING",
-    }
+    env = server_env(dsn, redis_url, prefix)
     anomalies: list[str] = []
     seconds = QUICK_WRK_SECONDS if quick else WRK_SECONDS
     redis_pid = _redis_pid(redis_url)

@@ -28,20 +28,18 @@ from pathlib import Path
 from typing import Any
 
 from bench.api import (
-    CACHE_SIZE,
     DEFAULT_POSTGRES,
     DEFAULT_REDIS,
     POSTGRES_ENV,
     PYTHON,
-    RATE_LIMIT,
     REDIS_ENV,
-    ROOT,
     WARM_PRODUCTS,
     _api_key,
     _loadtest,
     _start,
     _stop,
     _warm,
+    server_env,
 )
 from bench.api_data import Catalogue
 from bench.queue import _redis_cleanup
@@ -100,23 +98,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="pricefleet-bench-rate-"))
     catalogue = Catalogue(args.products)
     key = asyncio.run(_api_key(dsn))
-    path = [str(ROOT / "src"), str(ROOT)]
+    path: list[str] = []
     if args.gc_log:
         hook = folder / "hook"
         hook.mkdir()
         args.gc_log.mkdir(parents=True, exist_ok=True)
         (hook / "sitecustomize.py").write_text(_GC_HOOK.format(folder=str(args.gc_log)))
-        path.insert(0, str(hook))
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(path),
-        "PRICEFLEET_DATABASE_URL": dsn,
-        "PRICEFLEET_REDIS_URL": redis_url,
-        "PRICEFLEET_QUEUE_PREFIX": prefix,
-        "PRICEFLEET_RATE_LIMIT": RATE_LIMIT,
-        "PRICEFLEET_CACHE_SIZE": str(CACHE_SIZE),
-        "PRICEFLEET_LOG_LEVEL": "WARNING",
-    }
+        path.append(str(hook))
+    env = server_env(dsn, redis_url, prefix, path)
     out: dict[str, Any] = {
         "products": args.products,
         "load_average_before": [round(x, 2) for x in os.getloadavg()],

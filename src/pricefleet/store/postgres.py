@@ -147,14 +147,7 @@ class PostgresStore(SqlStore):
     ) -> list[dict[str, Any]]:
         if days not in self.TRENDING_WINDOWS:
             return await super()._trending(conn, days, direction, limit, site)
-        order = "ASC" if direction is Direction.DROPS else "DESC"
-        site_clause = "AND m.site_id = :site" if site is not None else ""
-        query = text(
-            "SELECT m.site_id, m.product_id, p.name, m.old_price, m.new_price, m.since "
-            "FROM price_moves m JOIN products p ON p.site_id = m.site_id AND p.id = m.product_id "
-            f"WHERE m.days = :days {site_clause} "
-            f"ORDER BY (m.new_price - m.old_price) / m.old_price {order}, m.site_id, m.product_id "
-            "LIMIT :limit"
+        change = "(m.new_price - m.old_price) / m.old_price"  # as ix_price_moves_change holds it
+        return await self._precomputed_trending(
+            conn, days, direction, limit, site, change=change, typed=False
         )
-        rows = await conn.execute(query, {"days": days, "site": site, "limit": limit})
-        return [dict(r._mapping) for r in rows]

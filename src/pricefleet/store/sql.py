@@ -15,9 +15,21 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    func,
+    literal,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.base import Executable
 
 from pricefleet.errors import InvalidQuery, StoreError
 from pricefleet.match import gtin_group, normalize_gtin
@@ -584,6 +596,41 @@ class SqlStore(Store):
 
     async def refresh_trending(self) -> None:
         """Recompute the precomputed trending view, where the backend keeps one."""
+
+    async def _precomputed_trending(
+        self,
+        conn: AsyncConnection,
+        days: int,
+        direction: Direction,
+        limit: int,
+        site: str | None,
+        *,
+        change: str,
+        typed: bool,
+    ) -> list[dict[str, Any]]:
+        """Trending from the `price_moves` rows of a precomputed window (PostgreSQL's view,
+        SQLite's table), ordered by `change`: the backend's SQL for the relative move, as its
+        index holds it. `typed`: the driver returns text, so the columns' own types convert."""
+        order = "ASC" if direction is Direction.DROPS else "DESC"
+        site_clause = "AND m.site_id = :site" if site is not None else ""
+        sql = text(
+            "SELECT m.site_id, m.product_id, p.name, m.old_price, m.new_price, m.since "
+            "FROM price_moves m JOIN products p ON p.site_id = m.site_id AND p.id = m.product_id "
+            f"WHERE m.days = :days {site_clause} "
+            f"ORDER BY {change} {order}, m.site_id, m.product_id LIMIT :limit"
+        )
+        query: Executable = sql
+        if typed:
+            query = sql.columns(
+                price_observations.c.site_id,
+                price_observations.c.product_id,
+                products.c.name,
+                price_observations.c.price.label("old_price"),
+                price_observations.c.price.label("new_price"),
+                price_observations.c.observed_at.label("since"),
+            )
+        rows = await conn.execute(query, {"days": days, "site": site, "limit": limit})
+        return [dict(r._mapping) for r in rows]
 
     async def _trending(
         self, conn: AsyncConnection, days: int, direction: Direction, limit: int, site: str | None

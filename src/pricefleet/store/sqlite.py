@@ -20,7 +20,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from pricefleet.store.query import SEARCH_CANDIDATES
 from pricefleet.store.records import Direction, SearchHit
 from pricefleet.store.sql import SqlStore, _default_columns_sql
-from pricefleet.store.tables import price_observations, product_state, products
+from pricefleet.store.tables import product_state
 
 __all__ = ["SqliteStore"]
 
@@ -160,20 +160,6 @@ class SqliteStore(SqlStore):
         refreshed = await conn.scalar(text("SELECT EXISTS (SELECT 1 FROM price_moves)"))
         if days not in self.TRENDING_WINDOWS or not refreshed:
             return await super()._trending(conn, days, direction, limit, site)
-        order = "ASC" if direction is Direction.DROPS else "DESC"
-        site_clause = "AND m.site_id = :site" if site is not None else ""
-        query = text(
-            "SELECT m.site_id, m.product_id, p.name, m.old_price, m.new_price, m.since "
-            "FROM price_moves m JOIN products p ON p.site_id = m.site_id AND p.id = m.product_id "
-            f"WHERE m.days = :days {site_clause} "
-            f"ORDER BY m.change {order}, m.site_id, m.product_id LIMIT :limit"
-        ).columns(
-            price_observations.c.site_id,
-            price_observations.c.product_id,
-            products.c.name,
-            price_observations.c.price.label("old_price"),
-            price_observations.c.price.label("new_price"),
-            price_observations.c.observed_at.label("since"),
+        return await self._precomputed_trending(
+            conn, days, direction, limit, site, change="m.change", typed=True
         )
-        rows = await conn.execute(query, {"days": days, "site": site, "limit": limit})
-        return [dict(r._mapping) for r in rows]
