@@ -1,7 +1,7 @@
-"""The API's response cache (cashews): ready-to-send bodies with their ETag, by kind, tagged.
+"""The API's response cache: ready-to-send bodies with their ETag, by kind, tagged.
 
-Embedded: each process's memory. Cluster: two tiers — the process's memory in front of Redis,
-which every API process shares. A miss in memory asks Redis, and a Redis hit fills memory.
+Embedded: each process's memory (`api.memory.MemoryTier`). Cluster: two tiers — the process's
+memory in front of Redis (cashews), which every API process shares. A miss in memory asks Redis, and a Redis hit fills memory.
 The tiers stay coherent through the event bus, not through Redis key tracking: every API process
 hears each `product.price_changed` event (`api.invalidation`) and drops the tagged entries from
 its own memory and from Redis, and a lost event (`bus.reset`) clears the memory tier.
@@ -28,16 +28,15 @@ import hashlib
 import logging
 import time
 import warnings
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 from urllib.parse import quote
 
 from cashews import Cache
-from cashews.backends.memory import Memory
 from prometheus_client import Counter
 
+from pricefleet.api.memory import MemoryTier
 from pricefleet.config import Settings
 
 __all__ = [
@@ -80,9 +79,11 @@ class Kind(StrEnum):
     CATEGORIES = "categories"
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A cached answer: its body, strong ETag, tags, and when its data was last seen."""
+class Entry(NamedTuple):
+    """A cached answer: its body, strong ETag, tags, and when its data was last seen.
+
+    A tuple of bytes, strings and numbers, kept as a plain `tuple` in both tiers (`_packed`):
+    the collector does not track such tuples (`api.memory`), and Redis holds no class path."""
 
     body: bytes
     etag: str
@@ -134,15 +135,20 @@ def _registered(entry: Entry) -> list[str]:
     return [tag for tag in entry.tags if invalidates(tag)]
 
 
-def _memory_store(cache: Cache) -> OrderedDict[str, tuple[float | None, object]] | None:
-    """The dict behind cashews' memory backend (key → (expiry epoch, value)), which `peek`
-    reads directly: cashews' own `get` goes through its middleware chain, ~10 µs, a third of
-    what the fast path may spend on a whole answer. None (so `peek` always misses, and the
-    fast path falls through) if a cashews upgrade changed that layout; values stored in
-    another form than the `Entry` itself (pickled) make `peek` miss as well."""
-    backend = getattr(cache, "_backends", {}).get("")
-    store = getattr(backend, "store", None)
-    return store if isinstance(backend, Memory) and isinstance(store, OrderedDict) else None
+def _packed(entry: Entry) -> tuple[object, ...]:
+    """`entry` as a plain tuple: how both tiers keep it."""
+    return tuple(entry)
+
+
+def _unpacked(value: object) -> Entry | None:
+    """The entry a tier kept as `_packed`; None for anything else (e.g. what an older version
+    left in Redis: a miss, rebuilt and overwritten)."""
+    if type(value) is tuple and len(value) == _FIELDS:
+        return Entry._make(value)
+    return None
+
+
+_FIELDS = len(Entry._fields)
 
 
 class ApiCache:
@@ -160,9 +166,7 @@ class ApiCache:
             Kind.SITES: settings.cache_ttl_sites,
             Kind.CATEGORIES: settings.cache_ttl_categories,
         }
-        self._local = Cache(f"{name}-local")
-        self._local.setup(f"mem://?size={settings.cache_size}")
-        self._store = _memory_store(self._local)
+        self._memory = MemoryTier(settings.cache_size)
         # Our own namespace on every shared key and tag: a Redis may hold the queue too.
         self._ns = f"{settings.queue_prefix}:cache:"
         self._redis: Cache | None = None
@@ -181,13 +185,11 @@ class ApiCache:
 
     async def init(self) -> None:
         """Connect (cluster: to Redis)."""
-        await self._local.init()
         if self._redis is not None:
             await self._redis.init()
 
     async def close(self) -> None:
         """Disconnect."""
-        await self._local.close()
         if self._redis is not None:
             with warnings.catch_warnings():
                 # cashews (7.6) closes its redis-py client with the deprecated `close()`.
@@ -200,10 +202,10 @@ class ApiCache:
 
     async def get(self, kind: Kind, key: str) -> Entry | None:
         """The cached entry (memory first, then Redis), counting a hit or a miss."""
-        entry = await self._local.get(key)
+        entry = self.peek(key)
         if entry is None:
             entry = await self._shared(kind, key)
-        if isinstance(entry, Entry):
+        if entry is not None:
             CACHE_HITS.labels(kind.value).inc()
             return entry
         CACHE_MISSES.labels(kind.value).inc()
@@ -212,16 +214,8 @@ class ApiCache:
     def peek(self, key: str) -> Entry | None:
         """The entry in this process's memory, if any: no Redis, nothing counted (the fast
         path's lookup; it calls `count_hit` once it answers with the entry)."""
-        if self._store is None:
-            return None
-        found = self._store.get(key)
-        if found is None:
-            return None
-        expires, entry = found
-        if (expires is not None and expires < time.time()) or not isinstance(entry, Entry):
-            return None  # expired: the next `get` drops it
-        self._store.move_to_end(key)  # recently used, as cashews' own get marks it
-        return entry
+        value = self._memory.get(key, time.time())
+        return None if value is None else Entry._make(value)
 
     async def lookup(self, kind: Kind, key: str) -> Entry | None:
         """`peek`, then (cluster) Redis, filling memory as `get` does; nothing counted (the
@@ -235,12 +229,13 @@ class ApiCache:
         """The entry in Redis (copied into memory for the rest of its TTL), if any."""
         if self._redis is None:
             return None
-        entry = await self._redis.get(self._ns + key)
-        if not isinstance(entry, Entry):
+        entry = _unpacked(await self._redis.get(self._ns + key))
+        if entry is None:
             return None
-        left = self.ttls[kind] - (time.time() - entry.built_at)
-        if left > 0:
-            await self._local.set(key, entry, expire=left, tags=_registered(entry))
+        now = time.time()
+        expires = entry.built_at + self.ttls[kind]
+        if expires > now:
+            self._memory.set(key, _packed(entry), expires, now, _registered(entry))
         return entry
 
     def count_hit(self, kind: Kind, key: str) -> None:
@@ -306,8 +301,8 @@ class ApiCache:
         started, deadline = time.time(), time.monotonic() + _LOCK_WAIT
         while time.monotonic() < deadline:
             await asyncio.sleep(_LOCK_POLL)
-            entry = await shared.get(self._ns + key)
-            if isinstance(entry, Entry) and (not fresh or entry.built_at >= started):
+            entry = _unpacked(await shared.get(self._ns + key))
+            if entry is not None and (not fresh or entry.built_at >= started):
                 return entry
             if not await shared.is_locked(lock):
                 break
@@ -319,10 +314,12 @@ class ApiCache:
         entry = await build()
         ttl = self.ttls[kind]
         tags = _registered(entry)
-        await self._local.set(key, entry, expire=ttl, tags=tags)
+        packed = _packed(entry)
+        now = time.time()
+        self._memory.set(key, packed, now + ttl, now, tags)
         if self._redis is not None:
             await self._redis.set(
-                self._ns + key, entry, expire=ttl, tags=[self._ns + tag for tag in tags]
+                self._ns + key, packed, expire=ttl, tags=[self._ns + tag for tag in tags]
             )
         return entry
 
@@ -349,8 +346,9 @@ class ApiCache:
         for key in self.most_requested(count):
             kind, build = self._builders[key]
             ttl = self.ttls[kind]
-            entry = await self._local.get(key)
-            if isinstance(entry, Entry) and now - entry.built_at < ttl * (1 - before_expiry):
+            value = self._memory.get(key, now)
+            entry = None if value is None else Entry._make(value)
+            if entry is not None and now - entry.built_at < ttl * (1 - before_expiry):
                 continue
             try:
                 await self.get_or_build(kind, key, build, fresh=True, demand=False)
@@ -381,7 +379,7 @@ class ApiCache:
         # for the kind's whole TTL (an hour for a product) after the memory was cleared.
         if self._redis is not None:
             await self._redis.delete_tags(*(self._ns + tag for tag in tags))
-        await self._local.delete_tags(*tags)
+        self._memory.delete_tags(tags)
 
     async def clear(self) -> None:
         """Drop every entry, in memory and in Redis (after the event bus lost events, any of
@@ -389,4 +387,4 @@ class ApiCache:
         the job queue."""
         if self._redis is not None:  # Redis first, as in `invalidate`
             await self._redis.delete_match(self._ns + "*")
-        await self._local.clear()
+        self._memory.clear()

@@ -60,8 +60,11 @@ async def test_window_resets(api: Api, keys: dict[str, str]) -> None:
     app = api.app(limits={"read": "3/second"})
     headers = bearer(keys["read"])
     async with client(app) as http:
-        statuses = [(await http.get("/products", headers=headers)).status_code for _ in range(4)]
-        assert statuses[-1] == 429
+        # Until refused: on a busy machine four requests may straddle a window's end.
+        statuses = []
+        while 429 not in statuses and len(statuses) < 20:
+            statuses.append((await http.get("/products", headers=headers)).status_code)
+        assert statuses[-1] == 429 and statuses.count(200) >= 3
         again = await _until_allowed(http, headers)
     assert again.status_code == 200
     assert again.headers["ratelimit-remaining"] == "2"
