@@ -1,13 +1,13 @@
 """Constant-rate load tests alone, on the API benchmark's kept database: the cached product GET
-at 1,000 requests/s (issue 6: p99 < 25 ms) and uncached searches at a few lower rates (search
-p95 < 50 ms), without the wrk rounds of `bench.api` (which take ten minutes and load the
+at 1,000 requests/s (issue 6: p99 < 25 ms), 300 cached searches at the same rate and uncached
+searches at a few lower rates (search p95 < 50 ms), without the wrk rounds of `bench.api` (which take ten minutes and load the
 machine). Build the database first with `PRICEFLEET_BENCH_API_KEEP_DB=1 python -m bench --only
 api` (or `--quick`, then pass `--products 20000`), then:
 
     python -m bench.api_rate [--rounds 2] [--search-rates 10 20] [--gc-log DIR]
 
 One `pricefleet api --workers 2` (cluster profile: the database, Redis under its own prefix),
-every product URL warmed four times, then `pricefleet loadtest` for 30 s per load. With
+every product URL warmed four times (each search twice), then `pricefleet loadtest` for 30 s per load. With
 `--gc-log DIR` each server process logs its garbage collections there (generation, ms) through
 a `sitecustomize` hook, to tell collector pauses from the machine's own noise.
 """
@@ -123,6 +123,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             report = _loadtest(server.url, product_file, key, args.rate, args.seconds, {})
             out["loads"][f"product, cached, {args.rate:g}/s, #{number + 1}"] = _summary(report)
         searches = catalogue.search_paths(300, seed=3)
+        out["warmed_searches"] = dict(asyncio.run(_warm(server.url, searches, key, passes=2)))
+        search_file = folder / "searches.txt"
+        search_file.write_text("\n".join(searches) + "\n")
+        for number in range(args.rounds):
+            report = _loadtest(server.url, search_file, key, args.rate, args.seconds, {})
+            out["loads"][f"search, cached, {args.rate:g}/s, #{number + 1}"] = _summary(report)
         for rate in args.search_rates:
             nonce = secrets.token_hex(3)  # never asked before: every search a miss
             uncached = folder / f"uncached-{rate:g}.txt"
