@@ -1,15 +1,17 @@
 """Constant-rate load tests alone, on the API benchmark's kept database: the cached product GET
 at 1,000 requests/s (issue 6: p99 < 25 ms), 300 cached searches at the same rate and uncached
-searches at a few lower rates (search p95 < 50 ms), without the wrk rounds of `bench.api` (which take ten minutes and load the
-machine). Build the database first with `PRICEFLEET_BENCH_API_KEEP_DB=1 python -m bench --only
-api` (or `--quick`, then pass `--products 20000`), then:
+searches at a few lower rates (search p95 < 50 ms), without the wrk rounds of `bench.api`
+(which take ten minutes and load the machine). Build the database first with
+`PRICEFLEET_BENCH_API_KEEP_DB=1 python -m bench --only api` (or `--quick`, then pass
+`--products 20000`), then:
 
     python -m bench.api_rate [--rounds 2] [--search-rates 10 20] [--gc-log DIR]
 
 One `pricefleet api --workers 2` (cluster profile: the database, Redis under its own prefix),
-every product URL warmed four times (each search twice), then `pricefleet loadtest` for 30 s per load. With
-`--gc-log DIR` each server process logs its garbage collections there (generation, ms) through
-a `sitecustomize` hook, to tell collector pauses from the machine's own noise.
+every product URL warmed four times (each search twice), then `pricefleet loadtest` for 30 s
+per load. With `--gc-log DIR` each server process logs its garbage collections there
+(generation, ms) through a `sitecustomize` hook, to tell collector pauses from the machine's
+own noise.
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ def test_the_least_recently_used_entry_is_evicted_with_its_tags() -> None:
         tier.set(f"k{n}", _value(n), NOW + 60, NOW, [f"product:s:{n}"])
     assert tier.get("k0", NOW) is not None  # k0 is now the most recently used
     tier.set("k3", _value(3), NOW + 60, NOW, ["product:s:3"])
-    assert "k1" not in tier and "k0" in tier
+    assert "k1" not in tier
+    assert "k0" in tier
     assert sorted(tier.tags()) == ["product:s:0", "product:s:2", "product:s:3"]
 
 
@@ -52,7 +53,8 @@ def test_a_hot_entry_stays_invalidatable_under_memory_pressure() -> None:
     assert len(tier) == 50
     assert len(tier.tags()) == 49  # the hot tag and the 48 cold entries still held
     assert tier.delete_tags(["product:s:hot"]) == 2
-    assert "hot:a" not in tier and "hot:b" not in tier
+    assert "hot:a" not in tier
+    assert "hot:b" not in tier
 
 
 def test_delete_tags_drops_only_the_tagged_entries() -> None:
@@ -83,7 +85,8 @@ def test_writes_drop_expired_entries_among_the_least_recently_used() -> None:
     for n in range(4):
         tier.set(f"old{n}", _value(n), NOW + 1, NOW, [f"product:s:{n}"])
     tier.set("new", _value(9), NOW + 600, NOW + 2, ["product:s:9"])
-    assert len(tier) == 1 and tier.tags() == ["product:s:9"]
+    assert len(tier) == 1
+    assert tier.tags() == ["product:s:9"]
 
 
 def test_held_entries_are_not_tracked_by_the_collector() -> None:
@@ -95,9 +98,11 @@ def test_held_entries_are_not_tracked_by_the_collector() -> None:
     for _ in range(3):  # a tuple is untracked once its items are: one level per collection
         gc.collect()
     held = list(tier._entries.values())
-    assert held and not any(gc.is_tracked(stored) for stored in held)
+    assert held
+    assert not any(gc.is_tracked(stored) for stored in held)
     entry = Entry._make(held[0][1])
-    assert entry.etag.startswith('"') and entry.body.startswith(b'{"n"')
+    assert entry.etag.startswith('"')
+    assert entry.body.startswith(b'{"n"')
 
 
 def test_size_must_be_positive() -> None:

@@ -1,10 +1,11 @@
 """The API's response cache: ready-to-send bodies with their ETag, by kind, tagged.
 
 Embedded: each process's memory (`api.memory.MemoryTier`). Cluster: two tiers — the process's
-memory in front of Redis (cashews), which every API process shares. A miss in memory asks Redis, and a Redis hit fills memory.
-The tiers stay coherent through the event bus, not through Redis key tracking: every API process
-hears each `product.price_changed` event (`api.invalidation`) and drops the tagged entries from
-its own memory and from Redis, and a lost event (`bus.reset`) clears the memory tier.
+memory in front of Redis (cashews), which every API process shares. A miss in memory asks
+Redis, and a Redis hit fills memory. The tiers stay coherent through the event bus, not
+through Redis key tracking: every API process hears each `product.price_changed` event
+(`api.invalidation`) and drops the tagged entries from its own memory and from Redis, and a
+lost event (`bus.reset`) clears the memory tier.
 
 An entry is the serialised body, so a hit costs a lookup and no serialisation. Each entry is
 tagged with what it shows (`product:<site>:<id>`, `site:<site>`, or the kind for cross-site
