@@ -24,7 +24,10 @@ async def _live(store: SqlStore, days: int, direction: Direction, site: str | No
 
 
 async def test_precomputed_moves_answer_as_the_live_query(sql_store: SqlStore) -> None:
-    """Every window, direction and site: the same moves in the same order (ties included)."""
+    """Every window, direction and site: the same moves in the same order (ties included);
+    SQLite refreshes a few products per transaction here, to cover its chunks' edges."""
+    if isinstance(sql_store, SqliteStore):
+        sql_store.TRENDING_CHUNK = 7  # 30 products a site: 4 full chunks and a last of 2
     await sql_store.upsert_sites(SITES)
     now = datetime.now(UTC)
     rng = random.Random(7)
@@ -39,6 +42,7 @@ async def test_precomputed_moves_answer_as_the_live_query(sql_store: SqlStore) -
         ]
         await sql_store.ingest(batch)
     await sql_store.refresh_trending()
+    await sql_store.refresh_trending()  # replaces the moves it made (no duplicates)
     for days in sql_store.TRENDING_WINDOWS:
         for direction in Direction:
             for site in (None, SITES[1].id):

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import TextClause, event, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -110,10 +110,16 @@ class SqliteStore(SqlStore):
             for r in rows
         ]
 
+    #: Products whose moves one transaction of `refresh_trending` recomputes: SQLite has one
+    #: writer, and a whole site of 100,000 products held it for 3–5 s (a 1M-product site would
+    #: have outlasted the 30 s busy timeout of a crawl's writes).
+    TRENDING_CHUNK = 10_000
+
     async def refresh_trending(self) -> None:
-        """Recompute `price_moves` for the precomputed windows, as of now: one site per
-        transaction, so writers wait for one site's moves at a time, not for all of them
-        (readers see each site's new moves as soon as its transaction commits)."""
+        """Recompute `price_moves` for the precomputed windows, as of now: a run of at most
+        `TRENDING_CHUNK` products of one site per transaction, so writers wait for one chunk's
+        moves at a time, not for all of them (readers see each chunk's new moves as soon as
+        its transaction commits; a product's moves always change together)."""
         now = datetime.now(UTC)
         to_text = product_state.c.last_seen.type.bind_processor(self.writer.dialect)
         assert to_text is not None
@@ -127,27 +133,51 @@ class SqliteStore(SqlStore):
         # history's primary key per product and window), then found by its rowid. A product
         # whose current row began at or before the cutoff has not moved since (its current
         # row is the one in force then): it is skipped without a seek.
-        refill = text(
-            "INSERT INTO price_moves "
-            "(site_id, product_id, days, old_price, new_price, since, change) "
-            "SELECT s.site_id, s.id, w.days, o.price, s.price, o.observed_at, "
-            "(s.price - o.price) * 1.0 / o.price "
-            f"FROM product_state s CROSS JOIN ({windows}) w "
-            "JOIN price_observations o ON o.rowid = ("
-            "SELECT e.rowid FROM price_observations e "
-            "WHERE e.site_id = s.site_id AND e.product_id = s.id AND e.observed_at <= w.cutoff "
-            "ORDER BY e.observed_at DESC LIMIT 1) "
-            "WHERE s.site_id = :site AND s.price IS NOT NULL AND o.price <> s.price "
-            "AND (s.price_changed_at > w.cutoff OR s.price_changed_at IS NULL)"
+        def chunk(upto: str) -> tuple[TextClause, TextClause]:
+            ids = f"s.id > :after {upto.format(column='s.id')}"
+            refill = text(
+                "INSERT INTO price_moves "
+                "(site_id, product_id, days, old_price, new_price, since, change) "
+                "SELECT s.site_id, s.id, w.days, o.price, s.price, o.observed_at, "
+                "(s.price - o.price) * 1.0 / o.price "
+                f"FROM product_state s CROSS JOIN ({windows}) w "
+                "JOIN price_observations o ON o.rowid = ("
+                "SELECT e.rowid FROM price_observations e "
+                "WHERE e.site_id = s.site_id AND e.product_id = s.id "
+                "AND e.observed_at <= w.cutoff ORDER BY e.observed_at DESC LIMIT 1) "
+                f"WHERE s.site_id = :site AND {ids} "
+                "AND s.price IS NOT NULL AND o.price <> s.price "
+                "AND (s.price_changed_at > w.cutoff OR s.price_changed_at IS NULL)"
+            )
+            clear = text(
+                "DELETE FROM price_moves WHERE site_id = :site AND product_id > :after "
+                + upto.format(column="product_id")
+            )
+            return clear, refill
+
+        middle, last = chunk("AND {column} <= :upto"), chunk("")  # the last: every id after
+        # The last id of the chunk after `after`; none when the rest of the site is one chunk.
+        bound = text(
+            "SELECT id FROM product_state WHERE site_id = :site AND id > :after "
+            "ORDER BY id LIMIT 1 OFFSET :skip"
         )
         async with self._read() as conn:
             sites = list(await conn.scalars(text("SELECT id FROM sites ORDER BY id")))
         for site in sites:
-            async with self._write() as conn:
-                await conn.execute(
-                    text("DELETE FROM price_moves WHERE site_id = :site"), {"site": site}
-                )
-                await conn.execute(refill, {**params, "site": site})
+            after = ""  # before every id (ids are not empty)
+            while True:
+                async with self._write() as conn:
+                    upto = await conn.scalar(
+                        bound, {"site": site, "after": after, "skip": self.TRENDING_CHUNK - 1}
+                    )
+                    # The last chunk also clears the moves of products gone since.
+                    clear, refill = last if upto is None else middle
+                    ids = {"site": site, "after": after, "upto": upto}
+                    await conn.execute(clear, ids)
+                    await conn.execute(refill, {**params, **ids})
+                if upto is None:
+                    break
+                after = upto
         async with self._write() as conn:  # sites removed since the last refresh
             await conn.execute(
                 text("DELETE FROM price_moves WHERE site_id NOT IN (SELECT id FROM sites)")
