@@ -129,6 +129,7 @@ class SqliteStore(SqlStore):
         params: dict[str, Any] = {
             f"cutoff{days}": to_text(now - timedelta(days=days)) for days in self.TRENDING_WINDOWS
         }
+
         # The row in force at each cutoff: the latest one at or before it (a seek on the
         # history's primary key per product and window), then found by its rowid. A product
         # whose current row began at or before the cutoff has not moved since (its current
