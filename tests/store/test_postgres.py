@@ -69,3 +69,13 @@ async def test_partitions_are_made_ahead_and_nothing_falls_outside(pg: PostgresS
     assert (
         len([n for n in names if n != "price_observations_default"]) >= 4 + 3
     )  # upgrade made some
+
+
+async def test_sequential_scans_start_at_the_first_page(pg: PostgresStore) -> None:
+    """Store sessions turn synchronised scans off: a scan cut short by a LIMIT (a search's
+    first candidates, when the planner reads them sequentially) starts at the table's first
+    page on every call, so the same search ranks the same candidates every time."""
+    async with pg._read() as conn:
+        assert await conn.scalar(text("SHOW synchronize_seqscans")) == "off"
+    async with pg.writer.connect() as conn:
+        assert await conn.scalar(text("SHOW synchronize_seqscans")) == "off"
