@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 from datetime import date
 
 import pytest
+from alembic import command
 from sqlalchemy import text
 
 from pricefleet.store.base import Store
+from pricefleet.store.migrate import _config
 from pricefleet.store.postgres import PostgresStore
 from tests.servers import create_database, drop_database, pg_url
 from tests.store.factories import SITES, at, sighting
@@ -79,3 +81,36 @@ async def test_sequential_scans_start_at_the_first_page(pg: PostgresStore) -> No
         assert await conn.scalar(text("SHOW synchronize_seqscans")) == "off"
     async with pg.writer.connect() as conn:
         assert await conn.scalar(text("SHOW synchronize_seqscans")) == "off"
+
+
+async def test_new_products_get_search_rows_from_one_statement_trigger(pg: PostgresStore) -> None:
+    """New products become searchable through a statement trigger on `products` (migration
+    0007; renames keep the row trigger), and down to 0006 and back they still do."""
+    query = text(
+        "SELECT tgname, (tgtype & 1) = 1 FROM pg_trigger "
+        "WHERE tgrelid = 'products'::regclass AND tgname LIKE 'products_search_%' ORDER BY 1"
+    )
+    async with pg.writer.connect() as conn:
+        triggers = (await conn.execute(query)).all()
+    assert [tuple(t) for t in triggers] == [
+        ("products_search_insert", False),  # FOR EACH STATEMENT
+        ("products_search_update", True),  # FOR EACH ROW, WHEN name or brand changed
+    ]
+    await pg.ingest(
+        [sighting(f"p{i}", "1.00", at(0), name=f"Leche entera {i}") for i in range(5)]
+        + [sighting("b1", "2.00", at(0), site_id="shop-b", name="Queso", brand="La Leche")]
+    )
+    assert len(await pg.search("leche")) == 6
+    await pg.ingest([sighting("p0", "1.00", at(5), name="Queso curado")])  # a rename
+    assert sorted(h.item["id"] for h in await pg.search("queso")) == ["b1", "p0"]
+    async with pg.writer.begin() as conn:
+        await conn.run_sync(lambda sync: command.downgrade(_config(sync), "0006"))
+        assert [tuple(t) for t in (await conn.execute(query)).all()] == [
+            ("products_search_insert", True),
+            ("products_search_update", True),
+        ]
+    await pg.ingest([sighting("p9", "1.00", at(9), name="Leche fresca")])
+    async with pg.writer.begin() as conn:
+        await conn.run_sync(lambda sync: command.upgrade(_config(sync), "head"))
+    await pg.ingest([sighting("p10", "1.00", at(9), name="Leche fresca")])
+    assert {h.item["id"] for h in await pg.search("leche fresca")} == {"p9", "p10"}
