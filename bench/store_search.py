@@ -118,6 +118,12 @@ async def _explain(url: str, store: PostgresStore, q: str, site: str | None) -> 
     return [row[0] for row in rows]
 
 
+def _after_candidates() -> int:
+    from pricefleet.store import postgres
+
+    return postgres.SEARCH_CANDIDATES
+
+
 def _session_settings() -> dict[str, str]:
     from pricefleet.store import postgres
 
@@ -206,6 +212,7 @@ async def _run(url: str, rounds: int) -> dict[str, Any]:
         "rows": counts,
         "rounds": rounds,
         "search_candidates": SEARCH_CANDIDATES,
+        "search_candidates_after": _after_candidates(),
         "calls_per_round": len(calls),
         "site": site,
         "session_settings_after": _session_settings(),
@@ -222,7 +229,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--database", required=True, help="postgresql://… of a loaded catalogue")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tag", default="ab")
+    parser.add_argument(
+        "--after-candidates",
+        type=int,
+        help="rank at most this many matches in the branch's search (before keeps 5,000)",
+    )
     args = parser.parse_args(argv)
+    if args.after_candidates is not None:
+        from pricefleet.store import postgres
+
+        postgres.SEARCH_CANDIDATES = args.after_candidates
     started = datetime.now(UTC)
     load = os.getloadavg()
     result = asyncio.run(_run(args.database, args.rounds))
