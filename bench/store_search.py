@@ -96,8 +96,8 @@ def _queries(site: str) -> list[tuple[str, str, str | None]]:
 
 
 async def _explain(url: str, store: PostgresStore, q: str, site: str | None) -> list[str]:
-    """EXPLAIN (ANALYZE, BUFFERS) of the search statement `store` sends for `q`, on a
-    connection with the store's own session settings."""
+    """EXPLAIN (ANALYZE, BUFFERS) of the search statement `store` sends for `q`, with the
+    settings its search transaction has."""
     captured: list[tuple[str, Any]] = []
 
     def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
@@ -109,9 +109,10 @@ async def _explain(url: str, store: PostgresStore, q: str, site: str | None) -> 
     finally:
         event.remove(store.writer.sync_engine, "before_cursor_execute", grab)
     statement, params = next(c for c in reversed(captured) if "ts_rank_cd" in c[0])
-    settings = {} if isinstance(store, _Before) else dict(_session_settings())
-    conn = await asyncpg.connect(url, server_settings=settings)
+    conn = await asyncpg.connect(url)
     try:
+        if not isinstance(store, _Before):  # as the branch's search transaction does
+            await conn.execute("SET synchronize_seqscans = off")
         rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + statement, *params)
     finally:
         await conn.close()
@@ -122,12 +123,6 @@ def _after_candidates() -> int:
     from pricefleet.store import postgres
 
     return postgres.SEARCH_CANDIDATES
-
-
-def _session_settings() -> dict[str, str]:
-    from pricefleet.store import postgres
-
-    return dict(getattr(postgres, "SESSION_SETTINGS", {}))
 
 
 def _summary(times: Sequence[float]) -> dict[str, Any]:
@@ -215,7 +210,6 @@ async def _run(url: str, rounds: int) -> dict[str, Any]:
         "search_candidates_after": _after_candidates(),
         "calls_per_round": len(calls),
         "site": site,
-        "session_settings_after": _session_settings(),
         "reads": summary,
         "pages_unstable_across_calls": unstable,
         "pages_differing_before_after": differ,

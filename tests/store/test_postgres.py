@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from pricefleet.store.base import Store
 from pricefleet.store.migrate import _config
@@ -73,14 +73,24 @@ async def test_partitions_are_made_ahead_and_nothing_falls_outside(pg: PostgresS
     )  # upgrade made some
 
 
-async def test_sequential_scans_start_at_the_first_page(pg: PostgresStore) -> None:
-    """Store sessions turn synchronised scans off: a scan cut short by a LIMIT (a search's
-    first candidates, when the planner reads them sequentially) starts at the table's first
-    page on every call, so the same search ranks the same candidates every time."""
-    async with pg._read() as conn:
-        assert await conn.scalar(text("SHOW synchronize_seqscans")) == "off"
-    async with pg.writer.connect() as conn:
-        assert await conn.scalar(text("SHOW synchronize_seqscans")) == "off"
+async def test_search_scans_from_the_first_page(pg: PostgresStore) -> None:
+    """A search turns synchronised scans off in its transaction, before its statement: a
+    sequential scan cut short by the candidate LIMIT then starts at the table's first page on
+    every call (a big table's would start where the last scan stopped), so the same search
+    ranks the same candidates every time."""
+    sent: list[str] = []
+
+    def grab(conn: object, cursor: object, statement: str, *_: object) -> None:
+        sent.append(statement)
+
+    await pg.ingest([sighting("p1", "1.00", at(0), name="Leche entera")])
+    event.listen(pg.writer.sync_engine, "before_cursor_execute", grab)
+    try:
+        assert [h.item["id"] for h in await pg.search("leche")] == ["p1"]
+    finally:
+        event.remove(pg.writer.sync_engine, "before_cursor_execute", grab)
+    search = next(n for n, s in enumerate(sent) if "ts_rank_cd" in s)
+    assert "SET LOCAL synchronize_seqscans = off" in sent[:search]
 
 
 async def test_new_products_get_search_rows_from_one_statement_trigger(pg: PostgresStore) -> None:

@@ -25,11 +25,6 @@ __all__ = ["PostgresStore", "async_url"]
 FUZZY = 0.4
 #: Months of partitions kept ready ahead of today.
 MONTHS_AHEAD = 3
-#: Every connection's settings. A sequential scan of a big table otherwise starts where the
-#: last one stopped (synchronised scans), so a scan cut short by a LIMIT (a search's first
-#: SEARCH_CANDIDATES matches) would yield other rows on each call; off, it starts at the
-#: first page, and yields the matches in the order a bitmap scan of the index does.
-SESSION_SETTINGS = {"synchronize_seqscans": "off"}
 
 
 def async_url(url: str) -> str:
@@ -57,11 +52,7 @@ class PostgresStore(SqlStore):
 
         def engine(target: str) -> AsyncEngine:
             return create_async_engine(
-                async_url(target),
-                pool_size=5,
-                max_overflow=5,
-                pool_pre_ping=True,
-                connect_args={"server_settings": SESSION_SETTINGS},
+                async_url(target), pool_size=5, max_overflow=5, pool_pre_ping=True
             )
 
         store = cls(url, engine(url), [engine(replica) for replica in replica_urls])
@@ -112,7 +103,11 @@ class PostgresStore(SqlStore):
         # the LIMIT, a common word (5 % of products) was a sequential scan, estimated to stop
         # after a tenth of the table but slower than the index, and started by synchronised
         # scans where the previous search stopped, so each call ranked other candidates.
-        # The CTE is still read lazily: the scan stops at the LIMIT.
+        # The CTE is still read lazily: the scan stops at the LIMIT. A sequential scan, where
+        # one is still chosen, must start at the first page too: a big table's otherwise starts
+        # where the last one stopped (synchronised scans). Set per transaction, not as a
+        # connection parameter, which PgBouncer refuses.
+        await conn.execute(text("SET LOCAL synchronize_seqscans = off"))
         full_text = text(
             "WITH matches AS MATERIALIZED ("
             "SELECT p.site_id, p.id, ts_rank_cd(p.search, q, 1) AS score "
