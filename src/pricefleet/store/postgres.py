@@ -99,14 +99,13 @@ class PostgresStore(SqlStore):
         tsquery = " & ".join([*words[:-1], f"{words[-1]}:*"])
         # Matches are ranked on the narrow search rows (at most SEARCH_CANDIDATES of them, the
         # first in table order); only the page's products are read. The matches are a CTE,
-        # which PostgreSQL plans for reading all of them: from the GIN index. Planned under
-        # the LIMIT, a common word (5 % of products) was a sequential scan, estimated to stop
-        # after a tenth of the table but slower than the index, and started by synchronised
-        # scans where the previous search stopped, so each call ranked other candidates.
-        # The CTE is still read lazily: the scan stops at the LIMIT. A sequential scan, where
-        # one is still chosen, must start at the first page too: a big table's otherwise starts
-        # where the last one stopped (synchronised scans). Set per transaction, not as a
-        # connection parameter, which PgBouncer refuses.
+        # which PostgreSQL plans for reading them all: through the GIN index (a bitmap scan,
+        # in table order), read lazily up to the LIMIT. With the LIMIT in view it chose
+        # sequential scans expected to stop early: of the table for a common word and, in
+        # generic plans, of every site's rows for one site's search. A big table's sequential
+        # scan also starts where the last one stopped (synchronised scans), so each call
+        # ranked other candidates: off for this transaction (PgBouncer refuses it as a
+        # connection parameter).
         await conn.execute(text("SET LOCAL synchronize_seqscans = off"))
         full_text = text(
             "WITH matches AS MATERIALIZED ("
