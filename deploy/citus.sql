@@ -11,6 +11,26 @@
 
 CREATE EXTENSION IF NOT EXISTS citus;
 
+-- Search rows (`product_search`) are kept by triggers on `products` (migrations 0003, 0007).
+-- Citus refuses to distribute a table with triggers unless `citus.enable_unsafe_triggers` is
+-- on; it then creates each trigger, and its function, on every shard of `products`, where
+-- a row's INSERT into `product_search` goes to the colocated shard of the same site. The
+-- setting must be on in the workers' sessions too, and the functions the trigger functions
+-- call must exist there (`pf_unaccent` and the unaccent extension it wraps).
+SET citus.enable_unsafe_triggers TO on;
+SELECT run_command_on_workers('ALTER SYSTEM SET citus.enable_unsafe_triggers TO on');
+SELECT run_command_on_workers('SELECT pg_reload_conf()');
+SELECT create_distributed_function('pf_unaccent(text)');
+-- Migration 0007 writes a batch of new products' search rows from a statement trigger over
+-- the statement's transition table. On a shard that is an INSERT … SELECT into a distributed
+-- table, a distributed query, which Citus does not run from a query on a shard ("cannot
+-- execute a distributed query from a query on a shard", in Citus' own regression test
+-- `distributed_triggers` for a statement trigger on a distributed table). On Citus the
+-- trigger goes back to 0003's row trigger: one single-shard INSERT per new product.
+DROP TRIGGER products_search_insert ON products;
+CREATE TRIGGER products_search_insert AFTER INSERT ON products
+    FOR EACH ROW EXECUTE FUNCTION pf_product_search();
+
 -- Small, read everywhere, referenced by foreign keys: copied to every node.
 SELECT create_reference_table('sites');
 

@@ -30,3 +30,17 @@ def test_every_table_is_distributed_by_site_or_referenced() -> None:
         assert key[0] == "site_id", f"{name} primary key {key} must start with site_id"
     colocated = re.findall(r"create_distributed_table\('(\w+)', 'site_id', colocate_with", text)
     assert set(colocated) == set(distributed) - {"products"}
+
+
+def test_search_rows_are_written_by_a_row_trigger_on_citus() -> None:
+    """Before `products` is distributed, the script turns migration 0007's statement trigger
+    (a distributed INSERT … SELECT from a shard, which Citus refuses) back into a row trigger,
+    with the setting that lets Citus distribute a table with triggers."""
+    text = SCRIPT.read_text()
+    distribute = text.index("create_distributed_table('products'")
+    row_trigger = text.index(
+        "CREATE TRIGGER products_search_insert AFTER INSERT ON products\n"
+        "    FOR EACH ROW EXECUTE FUNCTION pf_product_search();"
+    )
+    assert text.index("DROP TRIGGER products_search_insert ON products;") < row_trigger
+    assert text.index("SET citus.enable_unsafe_triggers TO on;") < row_trigger < distribute

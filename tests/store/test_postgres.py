@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 from datetime import date
 
 import pytest
-from sqlalchemy import text
+from alembic import command
+from sqlalchemy import event, text
 
 from pricefleet.store.base import Store
+from pricefleet.store.migrate import _config
 from pricefleet.store.postgres import PostgresStore
 from tests.servers import create_database, drop_database, pg_url
 from tests.store.factories import SITES, at, sighting
@@ -69,3 +71,56 @@ async def test_partitions_are_made_ahead_and_nothing_falls_outside(pg: PostgresS
     assert (
         len([n for n in names if n != "price_observations_default"]) >= 4 + 3
     )  # upgrade made some
+
+
+async def test_search_scans_from_the_first_page(pg: PostgresStore) -> None:
+    """A search turns synchronised scans off in its transaction, before its statement: a
+    sequential scan cut short by the candidate LIMIT then starts at the table's first page on
+    every call (a big table's would start where the last scan stopped), so the same search
+    ranks the same candidates every time."""
+    sent: list[str] = []
+
+    def grab(conn: object, cursor: object, statement: str, *_: object) -> None:
+        sent.append(statement)
+
+    await pg.ingest([sighting("p1", "1.00", at(0), name="Leche entera")])
+    event.listen(pg.writer.sync_engine, "before_cursor_execute", grab)
+    try:
+        assert [h.item["id"] for h in await pg.search("leche")] == ["p1"]
+    finally:
+        event.remove(pg.writer.sync_engine, "before_cursor_execute", grab)
+    search = next(n for n, s in enumerate(sent) if "ts_rank_cd" in s)
+    assert "SET LOCAL synchronize_seqscans = off" in sent[:search]
+
+
+async def test_new_products_get_search_rows_from_one_statement_trigger(pg: PostgresStore) -> None:
+    """New products become searchable through a statement trigger on `products` (migration
+    0007; renames keep the row trigger), and down to 0006 and back they still do."""
+    query = text(
+        "SELECT tgname, (tgtype & 1) = 1 FROM pg_trigger "
+        "WHERE tgrelid = 'products'::regclass AND tgname LIKE 'products_search_%' ORDER BY 1"
+    )
+    async with pg.writer.connect() as conn:
+        triggers = (await conn.execute(query)).all()
+    assert [tuple(t) for t in triggers] == [
+        ("products_search_insert", False),  # FOR EACH STATEMENT
+        ("products_search_update", True),  # FOR EACH ROW, WHEN name or brand changed
+    ]
+    await pg.ingest(
+        [sighting(f"p{i}", "1.00", at(0), name=f"Leche entera {i}") for i in range(5)]
+        + [sighting("b1", "2.00", at(0), site_id="shop-b", name="Queso", brand="La Leche")]
+    )
+    assert len(await pg.search("leche")) == 6
+    await pg.ingest([sighting("p0", "1.00", at(5), name="Queso curado")])  # a rename
+    assert sorted(h.item["id"] for h in await pg.search("queso")) == ["b1", "p0"]
+    async with pg.writer.begin() as conn:
+        await conn.run_sync(lambda sync: command.downgrade(_config(sync), "0006"))
+        assert [tuple(t) for t in (await conn.execute(query)).all()] == [
+            ("products_search_insert", True),
+            ("products_search_update", True),
+        ]
+    await pg.ingest([sighting("p9", "1.00", at(9), name="Leche fresca")])
+    async with pg.writer.begin() as conn:
+        await conn.run_sync(lambda sync: command.upgrade(_config(sync), "head"))
+    await pg.ingest([sighting("p10", "1.00", at(9), name="Leche fresca")])
+    assert {h.item["id"] for h in await pg.search("leche fresca")} == {"p9", "p10"}

@@ -97,15 +97,24 @@ class PostgresStore(SqlStore):
         site_clause = "AND p.site_id = :site" if site_id is not None else ""
         # Words are [a-z0-9]+ only, so the tsquery text cannot carry operators of its own.
         tsquery = " & ".join([*words[:-1], f"{words[-1]}:*"])
-        # Matches are ranked on the narrow search rows (at most SEARCH_CANDIDATES of them, in
-        # the order the index finds them); only the page's products are read.
+        # Matches are ranked on the narrow search rows (at most SEARCH_CANDIDATES of them, the
+        # first in table order); only the page's products are read. The matches are a CTE,
+        # which PostgreSQL plans for reading them all: through the GIN index (a bitmap scan,
+        # in table order), read lazily up to the LIMIT. With the LIMIT in view it chose
+        # sequential scans expected to stop early: of the table for a common word and, in
+        # generic plans, of every site's rows for one site's search. A big table's sequential
+        # scan also starts where the last one stopped (synchronised scans), so each call
+        # ranked other candidates: off for this transaction (PgBouncer refuses it as a
+        # connection parameter).
+        await conn.execute(text("SET LOCAL synchronize_seqscans = off"))
         full_text = text(
-            f"SELECT {columns}, s.score FROM ("
-            "SELECT c.site_id, c.id, c.score FROM ("
+            "WITH matches AS MATERIALIZED ("
             "SELECT p.site_id, p.id, ts_rank_cd(p.search, q, 1) AS score "
             "FROM product_search p, to_tsquery('simple', :tsq) q "
-            f"WHERE p.search @@ q {site_clause} LIMIT :candidates"
-            ") c ORDER BY c.score DESC, c.site_id, c.id LIMIT :limit"
+            f"WHERE p.search @@ q {site_clause}) "
+            f"SELECT {columns}, s.score FROM ("
+            "SELECT c.site_id, c.id, c.score FROM (SELECT * FROM matches LIMIT :candidates) c "
+            "ORDER BY c.score DESC, c.site_id, c.id LIMIT :limit"
             ") s JOIN products p ON p.site_id = s.site_id AND p.id = s.id "
             "JOIN product_state st ON st.site_id = p.site_id AND st.id = p.id "
             "ORDER BY s.score DESC, p.site_id, p.id"
