@@ -56,6 +56,9 @@ _current_run: ContextVar[str] = ContextVar("pricefleet_crawl_run", default="")
 _HELD_KINDS = frozenset({JobKind.SITEMAP, JobKind.LISTING})
 #: Held jobs running at once, at most.
 _DISCOVERING = 4
+#: Buffered records (in batches) past which a page waits for the store's write in progress
+#: instead of going on: bounds memory when the store is slower than the crawl.
+_BACKLOG_BATCHES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,7 +422,15 @@ class SiteCrawl:
         pending = len(self._sightings) + len(self._touch) + len(self._states)
         if not pending or (not force and pending < self.batch_size):
             return
+        if not force and self._flush_lock.locked() and pending < _BACKLOG_BATCHES * self.batch_size:
+            # A batch is being written (in the store's thread, or on the database server):
+            # keep fetching and parsing meanwhile; the next flush takes what piled up. Only a
+            # backlog of several batches makes this page's task wait for the store.
+            return
         async with self._flush_lock:
+            pending = len(self._sightings) + len(self._touch) + len(self._states)
+            if not pending or (not force and pending < self.batch_size):
+                return  # the flush this one waited for took them
             sightings, self._sightings = self._sightings, []
             touch, self._touch = self._touch, []
             states, self._states = self._states, []
