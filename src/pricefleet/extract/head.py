@@ -34,15 +34,17 @@ from selectolax.lexbor import LexborHTMLParser
 __all__ = ["Head", "head_of", "whole_in"]
 
 # A start tag of one of these names: `<`, the name, then what ends a tag name (HTML whitespace,
-# `/`, `>`; a carriage return is read as a line feed). Named groups say which kind matched: a
-# struck-through element, a bare `<script>` (no attributes), or another script, meta or link.
+# `/`, `>`; a carriage return is read as a line feed). Spelled as a trie of explicit letter
+# classes, without groups: sre then tries one branch per `<` instead of one per name, which
+# makes this scan (it runs over every page) about a third cheaper; the few matches are
+# classified afterwards.
 _TAGS_TEXT = re.compile(
-    r"<(?:(?P<struck>del|s|strike)[\t\n\f\r />]"
-    r"|(?P<bare>script)>"
-    r"|(?:script|meta|link)[\t\n\f\r />])",
-    re.IGNORECASE,
+    r"<(?:[sS](?:[cC][rR][iI][pP][tT]|[tT][rR][iI][kK][eE])?|[dD][eE][lL]"
+    r"|[mM][eE][tT][aA]|[lL][iI][nN][kK])[\t\n\f\r />]"
 )
-_TAGS_BYTES = re.compile(_TAGS_TEXT.pattern.encode(), re.IGNORECASE)
+_TAGS_BYTES = re.compile(_TAGS_TEXT.pattern.encode())
+_STRUCK = frozenset({"<del", "<s", "<strike"})
+_BARE_SCRIPT = "<script>"
 _HEAD_END = "</head>"
 
 
@@ -80,19 +82,18 @@ def head_of(body: bytes | str) -> Head:
     whole = cut >= 0
     tags = 0
     struck = False
-    matches = _TAGS_BYTES.finditer(body) if isinstance(body, bytes) else _TAGS_TEXT.finditer(body)
-    for match in matches:
-        kind = match.lastgroup
-        if kind == "struck":
+    found: list[tuple[int, str]] = (
+        [(m.start(), m[0].decode("ascii").lower()) for m in _TAGS_BYTES.finditer(body)]
+        if isinstance(body, bytes)
+        else [(m.start(), m[0].lower()) for m in _TAGS_TEXT.finditer(body)]
+    )
+    for start, tag in found:
+        if tag[:-1] in _STRUCK:
             struck = True
-            if not whole:
-                break
-        elif match.start() < cut:
+        elif start < cut:
             tags += 1
-        elif whole and kind != "bare":
+        elif tag != _BARE_SCRIPT:
             whole = False  # after the head, a script that may be JSON-LD, a meta or a link
-            if struck:
-                break
     text = body[:cut] if whole else None
     return Head(text=text, tags=tags, struck=struck)
 
