@@ -1118,8 +1118,9 @@ def render(result: dict[str, Any]) -> list[RenderableType]:
             f"{parameters['rounds']} rounds"
         )
     )
-    for column in ("crawler", "products/s", "per round", "wall s", "CPU s", "CPU ms/product"):
-        table.add_column(column, justify="left" if column == "crawler" else "right")
+    table.add_column("crawler", no_wrap=True)
+    for column in ("products/s", "per round", "wall s", "CPU s", "CPU ms/product"):
+        table.add_column(column, justify="right")
     for column in ("peak RSS MiB", "nginx CPU s", "server CPU s", "correct (round 1)"):
         table.add_column(column, justify="right")
     summaries = {
