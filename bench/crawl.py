@@ -297,10 +297,20 @@ def _crawl(
 
 
 def crawl_pricefleet(
-    number: int, scratch: Path, recipe: Path, nginx: Server, truth: dict[str, dict[str, Any]]
+    number: int,
+    scratch: Path,
+    recipe: Path,
+    nginx: Server,
+    truth: dict[str, dict[str, Any]],
+    *,
+    processes: int = 1,
+    src: Path | None = None,
 ) -> Crawl:
-    """`pricefleet crawl --recipe … --database sqlite:///…` into a fresh file, then checked."""
-    database = scratch / f"pricefleet-{number}.db"
+    """`pricefleet crawl --recipe … --database sqlite:///…` into a fresh file, then checked.
+    `processes` > 1: `--processes N` (N processes, CPU and peak RSS of the whole tree); `src`:
+    the pricefleet package imported from there (another tree, `--before-src`)."""
+    name = crawler_name(processes, before=src is not None)
+    database = scratch / f"{name}-{number}.db"
     database.unlink(missing_ok=True)
     env = {
         **os.environ,
@@ -308,16 +318,20 @@ def crawl_pricefleet(
         "PRICEFLEET_DATA_DIR": str(scratch / "data"),
         "COLUMNS": "160",
     }
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(src), str(ROOT)])
     command = [
         *(sys.executable, "-m", "pricefleet", "crawl", "--recipe", str(recipe)),
         *("--database", f"sqlite:///{database}"),
     ]
+    if processes > 1:
+        command += ["--processes", str(processes)]
     result = _crawl(
-        PRICEFLEET,
+        name,
         number,
         command,
         env,
-        scratch / f"pricefleet-{number}.log",
+        scratch / f"{name}-{number}.log",
         nginx,
         len(truth),
         lambda: asyncio.run(check_store(f"sqlite:///{database}", truth)),
@@ -326,6 +340,14 @@ def crawl_pricefleet(
     for suffix in ("-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     return result
+
+
+def crawler_name(processes: int = 1, *, before: bool = False) -> str:
+    """The name of a `pricefleet crawl` crawler: `pricefleet`, `pricefleet-processes-N`, or
+    `pricefleet-before` (the tree given by `--before-src`, one process)."""
+    if before:
+        return f"{PRICEFLEET}-before"
+    return PRICEFLEET if processes == 1 else f"{PRICEFLEET}-processes-{processes}"
 
 
 def crawl_fleet(
@@ -909,16 +931,23 @@ def run_crawls(
     cluster: bool = False,
     only: Sequence[str] = (),
     keep: Path | None = None,
+    processes: Sequence[int] = (),
+    before_src: Path | None = None,
 ) -> dict[str, Any]:
     """Export, serve, crawl with both in alternating rounds (and the worker fleets of 1 and 2
     processes: `fleet` on the embedded queue and store, `cluster` on Redis and PostgreSQL),
     profile; then the large export. `only`: just these crawlers (a quick look; the ratios need
-    pricefleet and scrapy). `keep`: the export is made there once and reused by later runs."""
+    pricefleet and scrapy). `keep`: the export is made there once and reused by later runs.
+    `processes`: also `pricefleet crawl --processes N` for each N; `before_src`: also one
+    `pricefleet crawl` of the package in that directory (an A/B in the same run)."""
     products = QUICK_PRODUCTS if options.quick else PRODUCTS
     scratch = Path(tempfile.mkdtemp(prefix="pricefleet-bench-crawl-"))
     recipe = scratch / "demo-jsonld.yaml"
     write_recipe(recipe)
     crawls: dict[str, list[Crawl]] = {PRICEFLEET: [], SCRAPY: []}
+    if before_src is not None:
+        crawls[crawler_name(before=True)] = []
+    crawls.update({crawler_name(n): [] for n in processes if n > 1})
     if fleet:
         crawls.update({fleet_name(n): [] for n in FLEET_SIZES})
     if cluster:
@@ -935,8 +964,22 @@ def run_crawls(
             order = names if number % 2 else names[::-1]
             for crawler in order:
                 in_fleet = _fleet_of(crawler)
+                several = re.fullmatch(rf"{PRICEFLEET}-processes-(\d+)", crawler)
                 if crawler == PRICEFLEET:
                     done = crawl_pricefleet(number, scratch, recipe, shop.nginx, shop.truth)
+                elif crawler == crawler_name(before=True):
+                    done = crawl_pricefleet(
+                        number, scratch, recipe, shop.nginx, shop.truth, src=before_src
+                    )
+                elif several is not None:
+                    done = crawl_pricefleet(
+                        number,
+                        scratch,
+                        recipe,
+                        shop.nginx,
+                        shop.truth,
+                        processes=int(several[1]),
+                    )
                 elif in_fleet is not None:
                     kind, workers = in_fleet
                     done = crawl_fleet(
@@ -1075,8 +1118,9 @@ def render(result: dict[str, Any]) -> list[RenderableType]:
             f"{parameters['rounds']} rounds"
         )
     )
-    for column in ("crawler", "products/s", "per round", "wall s", "CPU s", "CPU ms/product"):
-        table.add_column(column, justify="left" if column == "crawler" else "right")
+    table.add_column("crawler", no_wrap=True)
+    for column in ("products/s", "per round", "wall s", "CPU s", "CPU ms/product"):
+        table.add_column(column, justify="right")
     for column in ("peak RSS MiB", "nginx CPU s", "server CPU s", "correct (round 1)"):
         table.add_column(column, justify="right")
     summaries = {
@@ -1208,6 +1252,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="DIR",
         help="export into DIR once and reuse it in later runs (the port is kept with it)",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        nargs="+",
+        default=(),
+        metavar="N",
+        help="also `pricefleet crawl --processes N` for each N (crawler pricefleet-processes-N)",
+    )
+    parser.add_argument(
+        "--before-src",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also one `pricefleet crawl` importing pricefleet from DIR (crawler "
+        "pricefleet-before: e.g. a `git archive` of the tree before a change)",
+    )
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)
     options = Options(quick=args.quick, rounds=args.rounds)
@@ -1220,6 +1280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cluster=args.cluster,
         only=args.only,
         keep=args.keep_export,
+        processes=args.processes,
+        before_src=args.before_src,
     )
     for renderable in render(result):
         console.print(renderable)

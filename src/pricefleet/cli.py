@@ -295,9 +295,28 @@ def crawl(
     database: Annotated[
         str | None, typer.Option(help="Database URL (default: the configured one).")
     ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes crawling the site at once, each taking a share of its product "
+            "pages and of its politeness limits (one per core).",
+        ),
+    ] = 1,
+    share: Annotated[
+        str | None,
+        typer.Option(hidden=True, help="I/N: crawl share I of N (a child of --processes)."),
+    ] = None,
 ) -> None:
     """Crawl one site now, in the foreground, with a progress bar."""
-    from pricefleet.crawl.session import crawl_with_progress, summary_table
+    from pricefleet.crawl.engine import Share
+    from pricefleet.crawl.session import (
+        crawl_share,
+        crawl_with_processes,
+        crawl_with_progress,
+        summary_table,
+    )
     from pricefleet.sites import load_recipe, load_recipes
     from pricefleet.store import Store
 
@@ -315,10 +334,21 @@ def crawl(
     else:
         raise typer.BadParameter("name a SITE or give --recipe FILE")
     store = Store.from_url(database) if database else Store.from_settings(settings)
+    # What a child of --processes is told: the same site, recipe and database.
+    child = [site] if site is not None else []
+    child += ["--recipe", str(recipe)] if recipe is not None else []
+    child += ["--database", database] if database else []
 
     async def run() -> None:
         async with store:
-            reports = await crawl_with_progress([chosen], store, console)
+            if share is not None:
+                index, _, of = share.partition("/")
+                print(await crawl_share(chosen, store, Share(int(index), int(of))))
+                return
+            if processes > 1:
+                reports = [await crawl_with_processes(chosen, store, console, processes, child)]
+            else:
+                reports = await crawl_with_progress([chosen], store, console)
         console.print(summary_table(reports))
         for failure in reports[0].failures[:10]:
             console.print(f"[red]{failure.code}[/] {failure.url}: {failure.message}")

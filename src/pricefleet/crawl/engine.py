@@ -18,8 +18,9 @@ import contextlib
 import logging
 import re
 import time
+import zlib
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,7 +43,7 @@ from pricefleet.sites.schema import Recipe
 from pricefleet.store.base import Store
 from pricefleet.store.records import FetchState, IngestResult, Sighting
 
-__all__ = ["CrawlReport", "Failure", "SiteCrawl", "start_urls"]
+__all__ = ["WHOLE", "CrawlReport", "Failure", "Share", "SiteCrawl", "start_urls"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,32 @@ _current_run: ContextVar[str] = ContextVar("pricefleet_crawl_run", default="")
 _HELD_KINDS = frozenset({JobKind.SITEMAP, JobKind.LISTING})
 #: Held jobs running at once, at most.
 _DISCOVERING = 4
+#: Buffered records (in batches) past which a page waits for the store's write in progress
+#: instead of going on: bounds memory when the store is slower than the crawl.
+_BACKLOG_BATCHES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """The part of a site's pages one of several processes crawling it at once takes: those
+    whose canonical URL hashes to `index` of `of` (CRC-32, the same in every process). Every
+    process reads the site's sitemaps, listings and API pages; each fetches and stores only
+    its own products, so none is fetched or stored twice."""
+
+    index: int
+    of: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.of:
+            raise ValueError(f"share {self.index}/{self.of}: need 0 ≤ index < of")
+
+    def owns(self, key: str) -> bool:
+        """Whether the page at canonical URL `key` is this process's to crawl."""
+        return self.of == 1 or zlib.crc32(key.encode()) % self.of == self.index
+
+
+#: The whole site, in one process.
+WHOLE = Share(0, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +158,12 @@ class SiteCrawl:
         discovered: Discovered | None = None,
         autoflush: bool = True,
         on_ingest: Callable[[IngestResult], Awaitable[None]] | None = None,
+        share: Share = WHOLE,
     ) -> None:
         self.recipe = recipe
+        # The part of the site this process crawls when several do (`pricefleet crawl
+        # --processes`); a queue worker takes whatever it leases instead.
+        self._share = share
         # Told of every stored batch (the worker publishes its price changes as events).
         self._on_ingest = on_ingest
         self._discovered = discovered
@@ -214,7 +245,10 @@ class SiteCrawl:
             if urls:
                 await self._discovered(kind, urls, _current_run.get())
             return
-        fresh = [key for key in map(canonical, urls) if self._seen.add(key)]
+        keys: Iterable[str] = map(canonical, urls)
+        if kind in (JobKind.PRODUCT, JobKind.DETAIL) and self._share.of > 1:
+            keys = filter(self._share.owns, keys)
+        fresh = [key for key in keys if self._seen.add(key)]
         if not fresh:
             return
         if kind in _HELD_KINDS:
@@ -341,6 +375,8 @@ class SiteCrawl:
                 JobKind.DETAIL, [api.detail.format(id=i) for i in ids if i is not None]
             )
             return
+        if not self._share.owns(job.url):
+            return  # every process reads the API's pages; one stores each page's items
         for item in items:
             await self._store_json(item, response)
 
@@ -419,7 +455,15 @@ class SiteCrawl:
         pending = len(self._sightings) + len(self._touch) + len(self._states)
         if not pending or (not force and pending < self.batch_size):
             return
+        if not force and self._flush_lock.locked() and pending < _BACKLOG_BATCHES * self.batch_size:
+            # A batch is being written (in the store's thread, or on the database server):
+            # keep fetching and parsing meanwhile; the next flush takes what piled up. Only a
+            # backlog of several batches makes this page's task wait for the store.
+            return
         async with self._flush_lock:
+            pending = len(self._sightings) + len(self._touch) + len(self._states)
+            if not pending or (not force and pending < self.batch_size):
+                return  # the flush this one waited for took them
             sightings, self._sightings = self._sightings, []
             touch, self._touch = self._touch, []
             states, self._states = self._states, []

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 
-from pricefleet.crawl.engine import CrawlReport, SiteCrawl
+from pricefleet.crawl.engine import WHOLE, CrawlReport, Share, SiteCrawl
 from pricefleet.fetch import BrowserFetcher, Fetcher, Response, SitePolicy
 from pricefleet.sites.schema import Recipe
 from pricefleet.store.base import Store
@@ -19,14 +19,16 @@ from pricefleet.store.base import Store
 __all__ = ["crawl_sites", "fetchers", "policy_of"]
 
 
-def policy_of(recipe: Recipe) -> SitePolicy:
-    """The fetch policy a recipe asks for."""
+def policy_of(recipe: Recipe, *, share: int = 1) -> SitePolicy:
+    """The fetch policy a recipe asks for; with `share` processes crawling the site at once,
+    this process's part of it (rate, burst and concurrency divided among them)."""
     fetch, polite = recipe.fetch, recipe.politeness
     return SitePolicy(
         site_id=recipe.id,
-        requests_per_second=polite.requests_per_second,
-        burst=polite.burst,
-        max_concurrency=polite.max_concurrency,
+        requests_per_second=polite.requests_per_second / share,
+        burst=max(1, polite.burst // share),
+        max_concurrency=max(1, polite.max_concurrency // share),
+        share=share,
         obey_robots=fetch.obey_robots,
         user_agents=tuple(fetch.user_agents),
         headers=dict(fetch.headers),
@@ -61,12 +63,15 @@ async def crawl_sites(
     store: Store,
     *,
     on_progress: Callable[[CrawlReport], None] | None = None,
+    share: Share = WHOLE,
 ) -> list[CrawlReport]:
-    """Crawl every site once, all at the same time; one report per site, in recipe order."""
+    """Crawl every site once, all at the same time; one report per site, in recipe order.
+    `share`: this process crawls only its part of each site's pages, with its part of the
+    site's politeness (`pricefleet crawl --processes`)."""
     async with fetchers(recipes) as (fetcher, browser):
 
         def make_fetch(recipe: Recipe) -> Callable[..., object]:
-            policy = policy_of(recipe)
+            policy = policy_of(recipe, share=share.of)
 
             async def fetch(
                 url: str, etag: str | None, last_modified: str | None, use_browser: bool
@@ -78,7 +83,7 @@ async def crawl_sites(
             return fetch
 
         crawls = [
-            SiteCrawl(recipe, store, make_fetch(recipe), on_progress=on_progress)  # type: ignore[arg-type]
+            SiteCrawl(recipe, store, make_fetch(recipe), on_progress=on_progress, share=share)  # type: ignore[arg-type]
             for recipe in recipes
         ]
         return list(await asyncio.gather(*(crawl.run() for crawl in crawls)))

@@ -5,6 +5,8 @@ Kept out of the CLI so that the CLI stays a thin layer of option parsing.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
@@ -12,27 +14,42 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from urllib.error import URLError
 from urllib.request import urlopen
 
+import orjson
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pricefleet.crawl.engine import CrawlReport
+from pricefleet.crawl.engine import WHOLE, CrawlReport, Failure, Share
 from pricefleet.crawl.runner import crawl_sites
-from pricefleet.errors import ConfigError
+from pricefleet.errors import ConfigError, PricefleetError
 from pricefleet.sites.schema import Recipe
 from pricefleet.store.base import Store
 
-__all__ = ["crawl_with_progress", "start_demo_shops", "summary_table"]
+__all__ = [
+    "crawl_share",
+    "crawl_with_processes",
+    "crawl_with_progress",
+    "report_json",
+    "start_demo_shops",
+    "summary_table",
+]
 
 
 async def crawl_with_progress(
-    recipes: Sequence[Recipe], store: Store, console: Console
+    recipes: Sequence[Recipe],
+    store: Store,
+    console: Console,
+    *,
+    share: Share = WHOLE,
+    upgrade: bool = True,
 ) -> list[CrawlReport]:
-    """Crawl the sites with one live progress line each."""
-    await store.upgrade()
+    """Crawl the sites with one live progress line each (this process's `share` of them)."""
+    if upgrade:
+        await store.upgrade()
     with Progress(
         TextColumn("{task.fields[site]:<16}"),
         BarColumn(),
@@ -55,11 +72,72 @@ async def crawl_with_progress(
                 failures=len(report.failures),
             )
 
-        reports = await crawl_sites(recipes, store, on_progress=update)
+        reports = await crawl_sites(recipes, store, on_progress=update, share=share)
         for report in reports:
             update(report)
             progress.update(tasks[report.site_id], total=1, completed=1)
     return reports
+
+
+async def crawl_with_processes(
+    recipe: Recipe, store: Store, console: Console, processes: int, child: Sequence[str]
+) -> CrawlReport:
+    """Crawl one site with `processes` processes, so that a crawl uses several cores: this one
+    (share 0, with the progress line) and `processes - 1` children, `pricefleet crawl CHILD…
+    --share I/N`, each crawling the product pages whose URL hashes to its share, with its share
+    of the site's politeness, into the same store. The store is migrated once, before the
+    children start. One report for the whole crawl; a child that fails fails the crawl."""
+    await store.upgrade()
+    command = [sys.executable, "-m", "pricefleet", "crawl", *child]
+    children = [
+        await asyncio.create_subprocess_exec(
+            *command, "--share", f"{index}/{processes}", stdout=asyncio.subprocess.PIPE
+        )
+        for index in range(1, processes)
+    ]
+    try:
+        (report,) = await crawl_with_progress(
+            [recipe], store, console, share=Share(0, processes), upgrade=False
+        )
+        outputs = [await process.communicate() for process in children]
+    finally:
+        for process in children:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    for index, (process, (out, _)) in enumerate(zip(children, outputs, strict=True), 1):
+        if process.returncode != 0:
+            raise PricefleetError(
+                f"crawl process {index}/{processes} of {recipe.id} exited with "
+                f"{process.returncode}; its errors are above"
+            )
+        _add(report, orjson.loads(out.splitlines()[-1]))
+    report.finished = time.monotonic()
+    return report
+
+
+async def crawl_share(recipe: Recipe, store: Store, share: Share) -> str:
+    """One child of `crawl_with_processes`: its share of the site, no progress line; its
+    report as one line of JSON (`report_json`)."""
+    (report,) = await crawl_sites([recipe], store, share=share)
+    return report_json(report)
+
+
+def report_json(report: CrawlReport) -> str:
+    """A crawl report as one line of JSON, for the process that started this one."""
+    counts = ("pages", "products", "observations", "not_modified", "unchanged")
+    record: dict[str, Any] = {name: getattr(report, name) for name in counts}
+    record["failures"] = [dataclasses.astuple(failure) for failure in report.failures]
+    return orjson.dumps(record).decode()
+
+
+def _add(report: CrawlReport, other: dict[str, Any]) -> None:
+    report.pages += other["pages"]
+    report.products += other["products"]
+    report.observations += other["observations"]
+    report.not_modified += other["not_modified"]
+    report.unchanged += other["unchanged"]
+    report.failures.extend(Failure(*failure) for failure in other["failures"])
 
 
 def summary_table(reports: Sequence[CrawlReport]) -> Table:

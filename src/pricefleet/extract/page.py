@@ -11,6 +11,8 @@ does one nested too deep to parse safely (checked before parsing: `nesting.py`).
 from __future__ import annotations
 
 import codecs
+import re
+import string
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 from selectolax.lexbor import LexborHTMLParser
 
 from pricefleet.extract import fallback, jsonld, microdata, opengraph, visible
+from pricefleet.extract.head import Head, head_of, whole_in
 from pricefleet.extract.nesting import check_nesting
 from pricefleet.extract.record import Extracted, Found, PageError
 from pricefleet.extract.schema import absolute_url
@@ -31,7 +34,13 @@ __all__ = ["extract_product", "parse_page"]
 _ESSENTIAL = ("name", "price", "currency", "brand", "gtin")
 _UTF8 = codecs.lookup("utf-8").name
 _CENT = Decimal("0.01")
-_HEAD_NODES = 'script[type*="ld+json" i], link[rel~="canonical" i], meta[property], meta[name]'
+# CSS's whitespace, and its ASCII-only case folding (attribute selectors' `i` flag).
+_TOKENS = re.compile(r"[ \t\n\r\f]+")
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def _ascii_lower(text: str) -> str:
+    return text.translate(_ASCII_LOWER) if not text.islower() else text
 
 
 @dataclass(slots=True)
@@ -41,6 +50,50 @@ class _Head:
     scripts: list[str] = field(default_factory=list)
     canonical: str | None = None
     og: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _utf8(encoding: str | None) -> bool:
+    if not encoding:
+        return False
+    try:
+        return codecs.lookup(encoding).name == _UTF8
+    except LookupError:
+        return False
+
+
+class _Page:
+    """A page's tree, parsed whole only when something asks for more than its head holds."""
+
+    __slots__ = ("_body", "_encoding", "_tree", "head")
+
+    def __init__(self, body: bytes | str, encoding: str | None) -> None:
+        self._body = body
+        self._encoding = encoding
+        self._tree: LexborHTMLParser | None = None
+        # Bytes in another charset are not read before they are decoded (by `parse_page`).
+        text = isinstance(body, str) or _utf8(encoding)
+        self.head: Head | None = head_of(body) if text else None
+
+    @property
+    def tree(self) -> LexborHTMLParser:
+        """The whole page's tree."""
+        if self._tree is None:
+            self._tree = parse_page(self._body, self._encoding)
+        return self._tree
+
+    def head_tree(self) -> LexborHTMLParser:
+        """A tree holding every script, link and meta of the page: its head's alone when that
+        can stand for the whole (see `head.py`), else the whole page's."""
+        head = self.head
+        if head is not None and head.text is not None:
+            tree = LexborHTMLParser(head.text)
+            if whole_in(tree, head):
+                return tree
+        return self.tree
+
+    def struck(self) -> bool:
+        """Whether the page may have `<del>`, `<s>` or `<strike>` elements."""
+        return self.head is None or self.head.struck
 
 
 def parse_page(body: bytes | str, encoding: str | None = None) -> LexborHTMLParser:
@@ -61,21 +114,28 @@ def parse_page(body: bytes | str, encoding: str | None = None) -> LexborHTMLPars
 
 
 def _scan(tree: LexborHTMLParser, url: str) -> _Head:
-    """JSON-LD texts, the canonical link and OpenGraph metas, in one pass over the tree (each
-    lexbor query walks the whole document, so one query for all three)."""
+    """JSON-LD texts, the canonical link and OpenGraph metas: what the CSS selector
+    `script[type*="ld+json" i], link[rel~="canonical" i], meta[property], meta[name]` finds,
+    read by tag name instead (lexbor's tag index; a CSS query first builds a selector engine
+    for the tree, which costs more than the query on a small tree). Each kind keeps document
+    order; the order across kinds never mattered."""
     head = _Head()
-    for node in tree.css(_HEAD_NODES):
-        tag = node.tag
-        if tag == "script":
+    for node in tree.tags("script"):
+        if "ld+json" in _ascii_lower(node.attributes.get("type") or ""):
             head.scripts.append(node.text(deep=True))
-        elif tag == "link":
-            if head.canonical is None:
-                head.canonical = absolute_url(node.attributes.get("href"), url)
-        else:
-            attributes = node.attributes
-            name = attributes.get("property") or attributes.get("name") or ""
-            if opengraph.is_og_property(name):
-                head.og.append((name, attributes.get("content") or ""))
+    for node in tree.tags("link"):
+        if head.canonical is not None:
+            break
+        attributes = node.attributes
+        if "canonical" in _TOKENS.split(_ascii_lower(attributes.get("rel") or "")):
+            head.canonical = absolute_url(attributes.get("href"), url)
+    for node in tree.tags("meta"):
+        attributes = node.attributes
+        if "property" not in attributes and "name" not in attributes:
+            continue
+        name = attributes.get("property") or attributes.get("name") or ""
+        if opengraph.is_og_property(name):
+            head.og.append((name, attributes.get("content") or ""))
     return head
 
 
@@ -159,8 +219,9 @@ def extract_product(body: bytes | str, url: str, *, encoding: str | None = None)
     if not body or body.isspace():
         raise PageError("empty", url=url)
     check_nesting(body, url)
-    tree = parse_page(body, encoding)
-    head = _scan(tree, url)
+    # Parsed whole only when something beyond the scripts, links and metas is asked for.
+    page = _Page(body, encoding)
+    head = _scan(page.head_tree(), url)
     page_urls = [url, head.canonical] if head.canonical else [url]
     founds: list[Found] = []
     blocks = jsonld.read_blocks(head.scripts)
@@ -168,19 +229,19 @@ def extract_product(body: bytes | str, url: str, *, encoding: str | None = None)
     if ld is not None:
         founds.append(ld)
     if _needs_more(ld):
-        md = microdata.product_of(microdata.read_items(tree), page_urls)
+        md = microdata.product_of(microdata.read_items(page.tree), page_urls)
         if md is not None:
             founds.append(md)
     props = opengraph.properties_dict(head.og)
     og = opengraph.product_of(props, url)
     if og is not None:
         founds.append(og)
-    if not founds and fallback.has_markup(tree):
+    if not founds and fallback.has_markup(page.tree):
         # The tree's own HTML: already decoded, whatever the page's encoding was.
-        founds.extend(fallback.products(tree.html or "", url, page_urls))
+        founds.extend(fallback.products(page.tree.html or "", url, page_urls))
     if all(found.price is None for found in founds):
         hint = next((found.currency for found in founds if found.currency), None)
-        shown = visible.product_of(tree, url, hint=hint)
+        shown = visible.product_of(page.tree, url, hint=hint)
         if shown is not None:
             founds.append(shown)
     if not founds:
@@ -190,14 +251,16 @@ def extract_product(body: bytes | str, url: str, *, encoding: str | None = None)
         reason = "malformed-jsonld" if blocks.malformed and ld is None else "no-price"
         raise PageError(reason, url=url, detail=f"product from {founds[0].source}")
     priced, price = next((f, f.price) for f in founds if f.price is not None)
-    if all(found.regular_price is None for found in founds):
-        struck = visible.struck_price(tree, price, by_class=priced.source == "visible")
+    by_class = priced.source == "visible"
+    # Without such elements (and without a class scan) the check cannot find anything.
+    if all(found.regular_price is None for found in founds) and (by_class or page.struck()):
+        struck = visible.struck_price(page.tree, price, by_class=by_class)
         if struck is not None:
             priced.regular_price = struck
     if all(found.currency is None for found in founds):
         # A price stated without its currency (`"price": 12.99` alone): the page shows it.
-        shown = visible.product_of(tree, url)
+        shown = visible.product_of(page.tree, url)
         priced.currency = shown.currency if shown is not None else None
     if all(found.availability is Availability.UNKNOWN for found in founds):
-        priced.availability = visible.availability_of_page(tree)
+        priced.availability = visible.availability_of_page(page.tree)
     return _merge(founds, priced, price, url, head, props)

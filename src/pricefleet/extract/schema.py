@@ -162,6 +162,23 @@ def text_of(value: Any) -> str | None:
     return None
 
 
+# The common relative URL, a plain root-relative path (`/img/332.jpg`) against an http(s)
+# page, joined without urljoin's two parses (a product page has a few, and urljoin was a
+# visible share of a crawl's CPU): printable ASCII, no `?`/`#` (urljoin drops an empty query
+# or fragment), no dot segment (urljoin removes them), no backslash; the page's origin plain.
+_ROOTED = re.compile(r"/[^/\x00-\x20\x7f-\U0010ffff?#\\][^\x00-\x20\x7f-\U0010ffff?#\\]*")
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9_.\-]+(?::[0-9]+)?(?=[/?#]|\Z)")
+
+
+def _joined(base: str, text: str) -> str | None:
+    """`urljoin(base, text)` when `text` is a plain root-relative path and `base` an http(s)
+    URL with a plain host; None when urljoin has to decide."""
+    if "/." in text or _ROOTED.fullmatch(text) is None:
+        return None
+    origin = _ORIGIN.match(base)
+    return origin[0] + text if origin is not None else None
+
+
 def absolute_url(value: Any, base: str) -> str | None:
     """The first http(s) URL in a JSON value (string, `{"url": …}`, ImageObject, list)."""
     for item in as_list(value)[:20]:
@@ -176,6 +193,9 @@ def absolute_url(value: Any, base: str) -> str | None:
             continue
         if text.startswith(("https://", "http://")) and " " not in text:
             return text
+        joined = _joined(base, text)
+        if joined is not None:
+            return joined
         try:
             url = urljoin(base, text)
         except ValueError:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Collection
+from functools import lru_cache
 from types import TracebackType
 
 import aiohttp
@@ -40,6 +41,12 @@ from pricefleet.fetch.ssrf import GuardedResolver
 __all__ = ["Fetcher"]
 
 _CHUNK = 64 * 1024
+
+
+@lru_cache(maxsize=64)
+def _timeout(total: float, connect: float) -> aiohttp.ClientTimeout:
+    """One (immutable) ClientTimeout per policy's timeouts, not one per request."""
+    return aiohttp.ClientTimeout(total=total, connect=connect)
 
 
 class _AiohttpTransport:
@@ -72,7 +79,7 @@ class _AiohttpTransport:
     async def send(self, request: Request) -> Answer:
         """One GET without following redirects; raises TransientFailure if no answer came."""
         session = self._session(request.allow_private)
-        timeout = aiohttp.ClientTimeout(total=request.timeout, connect=request.connect_timeout)
+        timeout = _timeout(request.timeout, request.connect_timeout)
         proxied = request.proxy is not None
         try:
             async with session.get(
@@ -89,12 +96,16 @@ class _AiohttpTransport:
                     and "Content-Encoding" not in answer.headers
                 ):
                     raise body_too_large(request)
-                body = bytearray()
+                # Chunks are kept and joined once: a page that came in one chunk is not copied.
+                chunks: list[bytes] = []
+                size = 0
                 async for chunk in answer.content.iter_chunked(_CHUNK):
-                    body += chunk
-                    if len(body) > request.max_body_bytes:
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > request.max_body_bytes:
                         raise body_too_large(request)
-                return Answer(answer.status, answer.headers, bytes(body))
+                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                return Answer(answer.status, answer.headers, body)
         except (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError) as exc:
             raise TransientFailure(
                 f"proxy {request.proxy} failed: {exc}", proxy_fault=True

@@ -180,6 +180,8 @@ class Pipeline:
                 f"refused {url}: {robots_url} disallows it for {policy.user_agent!r}", url=str(url)
             )
         asked = rules.rate(policy.user_agent)
+        if asked is not None:
+            asked /= policy.share  # the other processes crawling the site take the rest
         if asked is not None and asked < rate:
             return asked, 1  # Crawl-delay means one request per delay: no bursts
         return rate, burst

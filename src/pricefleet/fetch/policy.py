@@ -88,6 +88,10 @@ class SitePolicy:
     robots_url: str | None = None
     #: Send requests with a browser's TLS and HTTP/2 fingerprint (curl_cffi), e.g. "chrome".
     impersonate: str | None = None
+    #: How many processes crawl the site at once, each with its own limiter and this policy
+    #: (`pricefleet crawl --processes`): a robots.txt rate is divided among them. The recipe's
+    #: own rate, burst and concurrency are divided when the policy is made (`policy_of`).
+    share: int = 1
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -99,7 +103,7 @@ class SitePolicy:
             raise ConfigError("SitePolicy.site_id must not be empty")
         for name in ("requests_per_second", "timeout", "connect_timeout", "breaker_cooldown"):
             _positive(name, float(getattr(self, name)))
-        for name in ("burst", "max_concurrency", "max_body_bytes", "breaker_failures"):
+        for name in ("burst", "max_concurrency", "max_body_bytes", "breaker_failures", "share"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"SitePolicy.{name} must be ≥ 1, got {getattr(self, name)!r}")
         for name in ("max_redirects", "retries"):

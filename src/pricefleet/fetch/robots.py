@@ -15,6 +15,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from protego import Protego
 from yarl import URL
@@ -57,9 +58,14 @@ class RobotsRules:
 
 def robots_url_for(url: URL, policy: SitePolicy) -> str:
     """Where the robots.txt governing `url` is: the policy's own for its origin, else the root."""
-    origin = url.origin()
-    if policy.robots_url is not None:
-        own = URL(policy.robots_url)
+    return _robots_url(url.origin(), policy.robots_url)
+
+
+@lru_cache(maxsize=1024)
+def _robots_url(origin: URL, robots_url: str | None) -> str:
+    # Asked for every request to a site, with the same few answers: remembered.
+    if robots_url is not None:
+        own = URL(robots_url)
         if own.origin() == origin:
             return str(own)
     return str(origin.with_path("/robots.txt"))
