@@ -464,23 +464,6 @@ class PostgresBulk(Bulk):
                 "ORDER BY s.site_id, s.id FOR UPDATE OF s"
             )
 
-        def build_one_site() -> str:
-            # One shop's ids as a JSON array of strings: no per-key array to take apart.
-            return (
-                f"SELECT {_names(STATE_ROW, 's.')} FROM jsonb_array_elements_text($1::jsonb) "
-                "AS k(id) JOIN product_state s ON s.site_id = $2 AND s.id = k.id "
-                "ORDER BY s.site_id, s.id FOR UPDATE OF s"
-            )
-
-        sites = set(map(_SITE, keys))
-        if len(sites) == 1:
-            driver = await self._driver()
-            one: Sequence[Any] = await driver.fetch(
-                self._statement("lock_states:one_site", build_one_site),
-                orjson.dumps(list(map(_ID, keys))).decode(),
-                sites.pop(),
-            )
-            return one
         rows: Sequence[Any] = await self._run(self._statement("lock_states", build), keys)
         return rows
 
