@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from alembic import command
 from sqlalchemy import select, text
 
+from pricefleet.models import Availability, PriceObservation, Product, SizeUnit
+from pricefleet.store.bulk import Bulk
+from pricefleet.store.ingest import _meta_hashes
 from pricefleet.store.migrate import _config, schema_diff
 from pricefleet.store.records import SortKey
 from pricefleet.store.sql import SqlStore
@@ -99,3 +103,69 @@ async def test_migration_0005_moves_the_state_of_stored_products(sql_store: SqlS
     assert [item["id"] for item in page.items] == ["p1", "p2"]
     state, _ = await _stored(sql_store, "p2")
     assert state["meta_hash"] is not None
+
+
+async def test_the_hot_path_converts_as_the_columns_bind(sql_store: SqlStore) -> None:
+    """`Bulk.stored_states` and `stored_times` (the hot path's conversions, generated and in
+    C calls) give what each column's own bind processor gives, for every kind of value."""
+    amounts: list[Any] = [Decimal("1.00"), Decimal("2.34565"), Decimal("-0.5"), 7, None]
+    observations = [
+        PriceObservation(
+            site_id="shop-a",
+            product_id=f"p{n}",
+            observed_at=at(n),
+            price=amounts[n % 4],
+            currency="EUR",
+            availability=list(Availability)[n % len(Availability)],
+            unit_price=amounts[(n + 1) % 5],
+            unit=[None, *SizeUnit][n % (len(SizeUnit) + 1)],
+            regular_price=amounts[(n + 2) % 5],
+            is_discounted=n % 2 == 0,
+            shop_unit_price=amounts[(n + 3) % 5],
+            shop_unit=[None, "100 g"][n % 2],
+        )
+        for n in range(20)
+    ]
+    times = [at(0), at(0) + timedelta(microseconds=1), at(0).replace(microsecond=0)]
+    async with sql_store.writer.connect() as conn:
+        bulk = Bulk.of(conn)
+        expected = [
+            bulk.stored_state(
+                (
+                    o.price,
+                    o.currency,
+                    o.regular_price,
+                    o.is_discounted,
+                    o.unit_price,
+                    o.unit.value if o.unit else None,
+                    o.availability.value,
+                    o.shop_unit_price,
+                    o.shop_unit,
+                )
+            )
+            for o in observations
+        ]
+        states = bulk.stored_states(observations)
+        assert states == expected
+        assert [list(map(type, s)) for s in states] == [list(map(type, s)) for s in expected]
+        assert bulk.stored_times(times) == [bulk.stored_time(t) for t in times]
+
+
+def test_metadata_hashes_keep_their_stored_values() -> None:
+    """`meta_hash` values stay those already stored (blake2b of the metadata's JSON, computed
+    per product before): a change would rewrite every product row once."""
+    products = [
+        Product(
+            site_id="shop-a",
+            id="p1",
+            url="https://a.example/p1",
+            name="Leche 1 l",
+            brand="Vaca",
+            gtin="8400202611233",
+            size_value=Decimal("1.5"),
+            size_unit=SizeUnit.L,
+            raw={"b": 1, "a": [2, "x"]},
+        ),
+        Product(site_id="shop-a", id="p2", url="https://a.example/p2", name="Pan"),
+    ]
+    assert _meta_hashes(products) == (-7869353211502624369, -7475853262413443049)

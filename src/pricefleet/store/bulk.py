@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
+from itertools import repeat
+from operator import getitem, itemgetter, methodcaller
 from typing import Any, ClassVar, TypeVar
 
 import orjson
@@ -36,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeDecorator
 
 from pricefleet.errors import UnknownSite
+from pricefleet.models import PriceObservation
 from pricefleet.store.tables import (
     STATE_COLUMNS,
     matches,
@@ -43,7 +46,7 @@ from pricefleet.store.tables import (
     product_state,
     products,
 )
-from pricefleet.store.types import UTCDateTime
+from pricefleet.store.types import Money, UTCDateTime
 
 __all__ = [
     "HISTORY_COLUMNS",
@@ -104,6 +107,7 @@ WRITE_STEPS: tuple[str, ...] = (
 )
 
 Processor = Callable[[Any], Any]
+_SITE, _ID = itemgetter(0), itemgetter(1)
 _T = TypeVar("_T")
 Key = tuple[str, str]
 
@@ -139,6 +143,42 @@ def _processors(
 
 def _boolean(value: Any) -> bool | None:
     return None if value is None else bool(value)
+
+
+#: Where each price state column's value comes from on a `PriceObservation` `o` (enums as
+#: their values: `_value_` skips the `value` property's descriptor call).
+_OBSERVATION_SOURCE: dict[str, str] = {
+    "price": "o.price",
+    "currency": "o.currency",
+    "regular_price": "o.regular_price",
+    "is_discounted": "o.is_discounted",
+    "unit_price": "o.unit_price",
+    "unit": "o.unit._value_ if o.unit else None",
+    "availability": "o.availability._value_",
+    "shop_unit_price": "o.shop_unit_price",
+    "shop_unit": "o.shop_unit",
+}
+_MONEY_FACTOR = Decimal(10) ** 4  # `types.Money` on SQLite: an integer of 1/10,000ths
+
+
+def _inline_bind(kind: Any, dialect: Dialect, value: str, processor: str) -> str:
+    """Python source giving what the column's bind `processor` gives for `value` (names in
+    generated code): the values ingest sends most (a Decimal or None for money, a bool for a
+    flag) are converted in line, as the processor would (`types.Money`, SQLAlchemy's
+    `Boolean`); anything else goes through the processor itself."""
+    v, p = value, processor
+    if isinstance(kind, Money):
+        if dialect.name == "sqlite":
+            return (
+                f"(None if {v} is None else _int(({v} * _F).to_integral_value()) "
+                f"if type({v}) is _D else {p}({v}))"
+            )
+        return f"({v} if {v} is None or type({v}) is _D else {p}({v}))"
+    if isinstance(kind, Boolean):
+        if dialect.name == "sqlite":
+            return f"(1 if {v} is True else 0 if {v} is False else {p}({v}))"
+        return f"({v} if {v} is True or {v} is False else {p}({v}))"
+    return f"{p}({v})"
 
 
 class Bulk(ABC):
@@ -211,6 +251,36 @@ class Bulk(ABC):
     def stored_state(self, state: tuple[Any, ...]) -> tuple[Any, ...]:
         """A price state (`STATE_COLUMNS` order) as stored: equal states store equal."""
         return self._state(state)
+
+    def stored_times(self, times: Sequence[datetime]) -> list[Any]:
+        """`stored_time` of each of `times`, which must all be aware UTC times."""
+        return list(map(self._time, times))
+
+    def stored_states(self, observations: Sequence[PriceObservation]) -> list[tuple[Any, ...]]:
+        """Each observation's price state (`STATE_COLUMNS` order) in stored form: the same
+        tuples as `stored_state` of its values, read and converted by one generated function
+        (the per-sighting work of the hot path)."""
+        return list(map(self._observation_reader(), observations))
+
+    def _observation_reader(self) -> Callable[[PriceObservation], tuple[Any, ...]]:
+        cache = self._cache.setdefault(self.dialect.name, {})
+        if "observation" not in cache:
+            processors = dict(_processors(product_state, STATE_COLUMNS, self.dialect))
+            scope: dict[str, Any] = {"_D": Decimal, "_F": _MONEY_FACTOR, "_int": int}
+            lines, values = [], []
+            for position, name in enumerate(STATE_COLUMNS):
+                lines.append(f"    v{position} = {_OBSERVATION_SOURCE[name]}")
+                if position in processors:
+                    scope[f"p{position}"] = processors[position]
+                    kind = product_state.c[name].type
+                    values.append(_inline_bind(kind, self.dialect, f"v{position}", f"p{position}"))
+                else:
+                    values.append(f"v{position}")
+            source = "def read(o):\n" + "\n".join(lines) + f"\n    return ({', '.join(values)},)\n"
+            exec(source, scope)
+            cache["observation"] = scope["read"]
+        reader: Callable[[PriceObservation], tuple[Any, ...]] = cache["observation"]
+        return reader
 
     def load_state(self, row: Sequence[Any]) -> tuple[Any, ...]:
         """A stored state row (`STATE_ROW`, as `lock_states` returns it) in Python values."""
@@ -326,6 +396,10 @@ class PostgresBulk(Bulk):
     steps are one statement."""
 
     _sql: ClassVar[dict[str, str]] = {}
+
+    def stored_times(self, times: Sequence[datetime]) -> list[Any]:
+        """Aware UTC times are stored as they are (`types.UTCDateTime`)."""
+        return list(times)
 
     def _unnest(self, table: Table, names: Sequence[str], alias: str = "u") -> tuple[str, str]:
         """The rows of one parameter ($1: a JSON array of arrays, `_json_rows`) as a table
@@ -477,6 +551,10 @@ class PostgresBulk(Bulk):
         await self._run(self._statement("upsert_matches", build), rows)
 
 
+_iso_microseconds = methodcaller("isoformat", " ", "microseconds")
+_WITHOUT_OFFSET = slice(None, -6)
+
+
 class SqliteBulk(Bulk):
     """`executemany` over plain tuples: SQLite runs each prepared statement once per row. Every
     statement runs on the `sqlite3` connection in aiosqlite's own thread, a batch's history
@@ -484,6 +562,11 @@ class SqliteBulk(Bulk):
     adaptation per statement)."""
 
     _sql: ClassVar[dict[str, str]] = {}
+
+    def stored_times(self, times: Sequence[datetime]) -> list[Any]:
+        """Naive UTC text (`types.UTCDateTime`): each aware UTC time's ISO form without its
+        "+00:00", C calls only."""
+        return list(map(getitem, map(_iso_microseconds, times), repeat(_WITHOUT_OFFSET)))
 
     @classmethod
     def _statement(cls, name: str, build: Callable[[], str]) -> str:
@@ -527,6 +610,19 @@ class SqliteBulk(Bulk):
                 "AND s.id = json_extract(k.value, '$[1]')"
             )
 
+        def build_one_site() -> str:
+            # Without two `json_extract` calls per key: 2.7 ms instead of 3.6 for 1,000 keys.
+            return (
+                f"SELECT {_names(STATE_ROW, 's.')} FROM json_each(?1) AS k "
+                "CROSS JOIN product_state s ON s.site_id = ?2 AND s.id = k.value"
+            )
+
+        sites = set(map(_SITE, keys))
+        if len(sites) == 1:  # the usual batch, one shop's: its ids as plain JSON strings
+            payload = orjson.dumps(list(map(_ID, keys))).decode()
+            one = self._statement("lock_states:one_site", build_one_site)
+            site = sites.pop()
+            return await self._in_thread(lambda db: db.execute(one, (payload, site)).fetchall())
         sql = self._statement("lock_states", build)
         payload = orjson.dumps(keys).decode()
         return await self._in_thread(lambda db: db.execute(sql, (payload,)).fetchall())

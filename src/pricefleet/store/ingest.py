@@ -20,8 +20,10 @@ insert of whichever came first, and the second then locks the state row the firs
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import orjson
@@ -39,22 +41,17 @@ from pricefleet.store.timeline import Changes, Row, State, merge
 __all__ = ["ingest"]
 
 Key = tuple[str, str]
+#: A product sighted more than once in a batch: its sightings, the earliest time.
+_Seen = tuple[list[tuple[datetime, PriceObservation]], datetime]
 
-
-def _values(observation: PriceObservation) -> tuple[Any, ...]:
-    """The observation's price state as a plain tuple (`STATE_COLUMNS` order)."""
-    return (
-        observation.price,
-        observation.currency,
-        observation.regular_price,
-        observation.is_discounted,
-        observation.unit_price,
-        # `_value_`: the enum's value without the `value` property's descriptor call.
-        observation.unit._value_ if observation.unit else None,
-        observation.availability._value_,
-        observation.shop_unit_price,
-        observation.shop_unit,
-    )
+_OBSERVATION = attrgetter("observation")
+_PRODUCT = attrgetter("product")
+_OBSERVED_AT = attrgetter("observed_at")
+_TZINFO = attrgetter("tzinfo")
+_KEY = attrgetter("site_id", "id")
+_KEY_OF_ROW = itemgetter(0, 1)
+_FIRST, _SECOND, _THIRD, _FOURTH = (itemgetter(i) for i in range(4))
+_ONLY_UTC = {UTC}
 
 
 def _state(observation: PriceObservation) -> State:
@@ -103,31 +100,37 @@ def _product_row(product: Product, gtin: str | None) -> tuple[Any, ...]:
 
 
 _HASH_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+_META = attrgetter(
+    "url",
+    "name",
+    "brand",
+    "gtin",
+    "sku",
+    "category_id",
+    "size_value",
+    "size_unit",
+    "image_url",
+    "raw",
+)
 
 
-def _meta_hash(product: Product) -> int:
-    """A 64-bit hash of the metadata a product row holds (`META_COLUMNS`), as a signed BIGINT.
+def _meta_hashes(products: Sequence[Product]) -> tuple[int, ...]:
+    """A 64-bit hash of the metadata each product row holds (`META_COLUMNS`), as a signed
+    BIGINT: blake2b of the metadata's JSON; one `unpack` turns a batch's digests into
+    integers.
 
     Equal metadata always hashes equal; metadata written differently but stored the same
     (`1.0` and `1.00`) may not, which costs one needless rewrite of the row, never a lost one.
+    The stored hashes are these: a change of the JSON or the hash rewrites every row once.
     """
-    data = orjson.dumps(
-        (
-            product.url,
-            product.name,
-            product.brand,
-            product.gtin,
-            product.sku,
-            product.category_id,
-            product.size_value,
-            product.size_unit,
-            product.image_url,
-            product.raw,
-        ),
-        default=str,
-        option=_HASH_OPTIONS,
+    dumps, blake2b, meta = orjson.dumps, hashlib.blake2b, _META
+    digests = b"".join(
+        [
+            blake2b(dumps(meta(p), default=str, option=_HASH_OPTIONS), digest_size=8).digest()
+            for p in products
+        ]
     )
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
+    return struct.unpack(f">{len(products)}q", digests)
 
 
 async def _cold_slice(
@@ -174,68 +177,76 @@ def _latest(stored: list[Row], change: Changes) -> Row | None:
     return rows[max(rows)] if rows else None
 
 
+def _by_product(
+    sightings: Sequence[Sighting],
+) -> tuple[list[Key], list[datetime], list[PriceObservation], list[Product], dict[Key, _Seen]]:
+    """The batch per product, in key order: its keys, and of each its newest sighting's time,
+    observation and product; products sighted more than once also get every sighting and the
+    earliest time (the last value). The common batch, every product once, is split into
+    columns by C calls without a dict per sighting."""
+    observations = list(map(_OBSERVATION, sightings))
+    products = list(map(_PRODUCT, sightings))
+    times = list(map(_OBSERVED_AT, observations))
+    if set(map(_TZINFO, times)) != _ONLY_UTC:
+        times = [at if at.tzinfo is UTC else _aware(at) for at in times]
+    keys = list(map(_KEY, products))
+    # Stable: a product's sightings keep their batch order.
+    ranked = sorted(zip(keys, times, observations, products, strict=True), key=_FIRST)
+    if len(set(keys)) == len(keys):
+        return (
+            list(map(_FIRST, ranked)),
+            list(map(_SECOND, ranked)),
+            list(map(_THIRD, ranked)),
+            list(map(_FOURTH, ranked)),
+            {},
+        )
+    keys, times, observations, products = [], [], [], []
+    repeated: dict[Key, _Seen] = {}
+    for key, seen, observation, product in ranked:
+        if keys and keys[-1] == key:
+            points, first = repeated.get(key) or ([(times[-1], observations[-1])], times[-1])
+            points.append((seen, observation))
+            repeated[key] = (points, min(first, seen))
+            if seen > times[-1]:
+                times[-1], observations[-1], products[-1] = seen, observation, product
+        else:
+            keys.append(key)
+            times.append(seen)
+            observations.append(observation)
+            products.append(product)
+    return keys, times, observations, products, repeated
+
+
 async def ingest(conn: AsyncConnection, sightings: Sequence[Sighting]) -> IngestResult:
     """Store a batch of sightings inside the caller's transaction."""
     if not sightings:
         return IngestResult(0, 0, 0, 0)
     bulk = Bulk.of(conn)
     await bulk.start()
-
-    # Per product: every sighting's (time, observation), the newest sighting and the span seen.
-    by_product: dict[Key, list[tuple[datetime, PriceObservation]]] = {}
-    newest: dict[Key, tuple[datetime, Product]] = {}
-    first_seen: dict[Key, datetime] = {}
-    for sighting in sightings:
-        product, observation = sighting.product, sighting.observation
-        key = (product.site_id, product.id)
-        seen = observation.observed_at
-        if seen.tzinfo is not UTC:
-            seen = _aware(seen)
-        point = (seen, observation)
-        known = newest.get(key)
-        if known is None:
-            newest[key] = (seen, product)
-            first_seen[key] = seen
-            by_product[key] = [point]
-        else:
-            by_product[key].append(point)
-            if seen > known[0]:
-                newest[key] = (seen, product)
-            if seen < first_seen[key]:
-                first_seen[key] = seen
-    keys = sorted(newest)
-    stored_time, stored_state = bulk.stored_time, bulk.stored_state
+    keys, times, observations, products, repeated = _by_product(sightings)
 
     # Lock (and read) the products' state rows; new products get their rows inserted first.
     # The rows stay in stored form: the hot path compares the sightings in that form and
     # writes the stored values it keeps back as they are; only the cold path converts them.
-    stored: dict[Key, Sequence[Any]] = {(r[0], r[1]): r for r in await bulk.lock_states(keys)}
-    hashes = {key: _meta_hash(newest[key][1]) for key in keys}
+    locked = await bulk.lock_states(keys)
+    stored: dict[Key, Sequence[Any]] = dict(zip(map(_KEY_OF_ROW, locked), locked, strict=True))
+    hashes = _meta_hashes(products)
     written: dict[Key, str | None] = {}  # products whose metadata this batch writes: their GTIN
-    missing = [key for key in keys if key not in stored]
     created: set[Key] = set()
-    if missing:
-        gtins = {key: normalize_gtin(newest[key][1].gtin) for key in missing}
-        created = await bulk.insert_products(
-            [_product_row(newest[key][1], gtins[key]) for key in missing]
-        )
-        written.update((key, gtins[key]) for key in created)
-        others = [key for key in missing if key not in created]
+    if len(stored) < len(keys):
+        missing = [i for i, key in enumerate(keys) if key not in stored]
+        gtins = {i: normalize_gtin(products[i].gtin) for i in missing}
+        created = await bulk.insert_products([_product_row(products[i], gtins[i]) for i in missing])
+        written.update((keys[i], gtins[i]) for i in missing if keys[i] in created)
+        others = [keys[i] for i in missing if keys[i] not in created]
         if others:  # another writer inserted them first: their state rows are there now
             stored.update(((r[0], r[1]), r) for r in await bulk.lock_states(others))
-    changed_meta = []
-    for key in keys:
-        raw = stored.get(key)
-        if key in created:
-            continue
-        # A products row without a state row (none is written so) is overwritten too.
-        if raw is None or (raw[14] != hashes[key] and stored_time(newest[key][0]) >= raw[3]):
-            gtin = normalize_gtin(newest[key][1].gtin)
-            written[key] = gtin
-            changed_meta.append(_product_row(newest[key][1], gtin))
-    await bulk.update_products(changed_meta)
+    raws = list(map(stored.get, keys))
+    stored_times = bulk.stored_times(times)
+    states = bulk.stored_states(observations)
 
     # Rows to write, all in stored form.
+    changed_meta: list[tuple[Any, ...]] = []
     inserts: list[tuple[Any, ...]] = []
     updates: list[tuple[Any, ...]] = []
     extends: list[tuple[Any, ...]] = []
@@ -245,51 +256,60 @@ async def ingest(conn: AsyncConnection, sightings: Sequence[Sighting]) -> Ingest
     seen_states: list[tuple[Any, ...]] = []
     price_changes: list[tuple[str, str]] = []
     bind_history, bind_span, bind_state = bulk.bind_history, bulk.bind_span, bulk.bind_state
-    for key in keys:
-        raw = stored.get(key)
-        points = by_product[key]
-        meta_hash = hashes[key] if key in written else raw[14] if raw is not None else None
-        if raw is None and len(points) == 1:
-            # A new product seen once: its first history row and its state row (what merge
-            # gives for one sighting and nothing stored), in stored form.
-            at = stored_time(points[0][0])
-            state = stored_state(_values(points[0][1]))
-            inserts.append((key[0], key[1], at, at, *state))
-            new_states.append((key[0], key[1], at, at, at, *state, meta_hash))
-            price_changes.append(key)
-            continue
-        if raw is not None and len(points) == 1 and raw[4] is not None:
+    for i, (key, raw, at, state, new_hash) in enumerate(
+        zip(keys, raws, stored_times, states, hashes, strict=True)
+    ):
+        # The metadata: written for new products, and when the newest sighting brings other
+        # metadata than the stored (a products row without a state row, which none is
+        # written so, is overwritten too).
+        if raw is None:
+            meta_hash: int | None = new_hash
+            if key not in created:
+                written[key] = gtin = normalize_gtin(products[i].gtin)
+                changed_meta.append(_product_row(products[i], gtin))
+        elif raw[14] != new_hash and at >= raw[3]:
+            meta_hash = new_hash
+            written[key] = gtin = normalize_gtin(products[i].gtin)
+            changed_meta.append(_product_row(products[i], gtin))
+        else:
+            meta_hash = raw[14]
+        if key not in repeated:
+            if raw is None:
+                # A new product seen once: its first history row and its state row (what
+                # merge gives for one sighting and nothing stored), in stored form.
+                inserts.append((key[0], key[1], at, at, *state))
+                new_states.append((key[0], key[1], at, at, at, *state, meta_hash))
+                price_changes.append(key)
+                continue
             # The hot path (merge's own, inlined), in stored form: one sighting after the
             # current history row began. Strictly after its start: a sighting at the row's
             # own instant may tie-break with it and must see the row before as well (the
             # cold path).
-            at = stored_time(points[0][0])
-            if raw[4] < at:
-                state = stored_state(_values(points[0][1]))
+            current = raw[4]
+            if current is not None and current < at:
                 same = state == raw[5:14]
-                if at > raw[3] or not same:
-                    if at <= raw[3]:
-                        pass  # a late sighting of another state inside the run: merge decides
-                    elif same:  # confirmed: only last_seen moves, on the state row alone
+                if at > raw[3]:
+                    if same:  # confirmed: only last_seen moves, on the state row alone
                         if meta_hash == raw[14]:
                             seen_states.append((key[0], key[1], at))
                         else:
                             full_states.append(
-                                (key[0], key[1], raw[2], at, raw[4], *state, meta_hash)
+                                (key[0], key[1], raw[2], at, current, *state, meta_hash)
                             )
-                        continue
                     else:  # changed: the current row ends where the product was last seen
-                        extends.append((key[0], key[1], raw[4], raw[3]))
+                        extends.append((key[0], key[1], current, raw[3]))
                         inserts.append((key[0], key[1], at, at, *state))
                         full_states.append((key[0], key[1], raw[2], at, at, *state, meta_hash))
                         price_changes.append(key)
-                        continue
-                elif meta_hash == raw[14]:
+                    continue
+                if same and meta_hash == raw[14]:
                     continue  # a replay inside the run: nothing to write
-        # The cold path: new products, several sightings of one product, replays and late
-        # sightings. It works on Python values and binds what it writes.
+                # else a late sighting of another state inside the run: merge decides
+        # The cold path: several sightings of one product, replays and late sightings. It
+        # works on Python values and binds what it writes.
+        points, first = repeated.get(key) or ([(times[i], observations[i])], times[i])
+        last = times[i]
         row = None if raw is None else bulk.load_state(raw)
-        first, last = first_seen[key], newest[key][0]
         before: Row | None = None
         if row is None or row[4] is None:
             window: list[Row] = []  # no history yet
@@ -337,6 +357,7 @@ async def ingest(conn: AsyncConnection, sightings: Sequence[Sighting]) -> Ingest
             full_states.append(bind_state(_state_row(key, first, last, after, meta_hash)))
         elif last != row[3]:
             seen_states.append(bulk.bind_seen((key[0], key[1], last)))
+    await bulk.update_products(changed_meta)
     await bulk.write(
         {
             "delete_history": deletes,
