@@ -24,7 +24,9 @@ _BASES = st.sampled_from(
         "ftp://shop.example/a",
     ]
 )
-_PIECES = st.sampled_from(["/", "a", "img", "332.jpg", ".", "..", "//", "?", "#", ";p", "=", "%20"])
+_PIECES = st.sampled_from(
+    ["/", "a", "img", "332.jpg", ".", "..", "//", "?", "#", ";p", ";", "=", "%20"]
+)
 _TEXTS = st.one_of(
     st.lists(_PIECES, max_size=8).map("".join),
     st.text(max_size=20),
@@ -49,6 +51,8 @@ def test_shortcut_is_taken_for_plain_paths() -> None:
     for base, text in [
         (page, "/a/../b"),
         (page, "/a?"),
+        (page, "/;"),
+        (page, "/a;"),
         (page, "//cdn.example/x.jpg"),
         ("HTTP://Shop/a", "/x"),
         ("https://[::1]/a", "/x"),

@@ -161,14 +161,24 @@ def test_cluster_runs_as_processes_restarts_a_dead_api_and_stops(
         )
         children = _children(process.pid)
         assert len(children) == 4  # two API servers, the scheduler, the autoscaler
+        family = _descendants(process.pid)
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=90)
+        try:
+            output, _ = process.communicate(timeout=90)
+        except subprocess.TimeoutExpired as late:  # say which processes were still there
+            left = {pid: _cmdline(pid) for pid in family | _descendants(process.pid)}
+            raise AssertionError(
+                f"not stopped in 90 s (exit {process.poll()}); processes: {left}; output: "
+                f"{(late.output or b'').decode(errors='replace')[-3000:]}"
+            ) from late
         assert process.returncode == 0, output.decode()[-3000:]
         assert [pid for pid in children if _alive(pid)] == []
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
         asyncio.run(drop_database(database))
         client = redis.Redis(host="127.0.0.1", port=6379)
         for key in client.scan_iter(match=f"{prefix}*", count=1000):
@@ -185,6 +195,25 @@ async def _count(database: str) -> int:
         return 0
     finally:
         await connection.close()
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid` (children, theirs, …)."""
+    found: set[int] = set()
+    frontier = [pid]
+    while frontier:
+        below = _children(frontier.pop()) - found
+        found |= below
+        frontier.extend(below)
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    """Process `pid`'s command line, or "gone"."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return "gone"
 
 
 def _serves(pid: int, port: int) -> bool:

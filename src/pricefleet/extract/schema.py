@@ -165,8 +165,9 @@ def text_of(value: Any) -> str | None:
 # The common relative URL, a plain root-relative path (`/img/332.jpg`) against an http(s)
 # page, joined without urljoin's two parses (a product page has a few, and urljoin was a
 # visible share of a crawl's CPU): printable ASCII, no `?`/`#` (urljoin drops an empty query
-# or fragment), no dot segment (urljoin removes them), no backslash; the page's origin plain.
-_ROOTED = re.compile(r"/[^/\x00-\x20\x7f-\U0010ffff?#\\][^\x00-\x20\x7f-\U0010ffff?#\\]*")
+# or fragment), no dot segment (urljoin removes them), no `;` (urljoin drops an empty last
+# parameter: "/a;" → "/a"), no backslash; the page's origin plain.
+_ROOTED = re.compile(r"/[^/\x00-\x20\x7f-\U0010ffff?#;\\][^\x00-\x20\x7f-\U0010ffff?#;\\]*")
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9_.\-]+(?::[0-9]+)?(?=[/?#]|\Z)")
 
 

@@ -71,7 +71,8 @@ async def keep_running(
                 try:
                     await asyncio.wait_for(waiting, stop_timeout)
                 except TimeoutError:
-                    process.kill()
+                    with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
+                        process.kill()
                     await waiting
             return
         stop.cancel()
