@@ -66,11 +66,6 @@ class MemoryTier:
         self._entries.move_to_end(key)
         return stored[1]
 
-    def expires(self, key: str) -> float | None:
-        """When the value under `key` expires, if it is held (expired or not); recency unchanged."""
-        stored = self._entries.get(key)
-        return None if stored is None else stored[0]
-
     def set(
         self, key: str, value: tuple[object, ...], expires: float, now: float, tags: Sequence[str]
     ) -> None:
