@@ -86,6 +86,8 @@ async def close_context(ctx: ApiContext) -> None:
     await ctx.store.close()
 
 
+#: Seconds the API may take to close its connections when it stops.
+_CLOSE_SECONDS = 10.0
 #: How often each API process refreshes `scraping_queue_depth` from the queue.
 _GAUGE_SECONDS = 5.0
 
@@ -131,9 +133,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             for task in background:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await close_context(ctx)
+            try:
+                # Bounded, so that a server worker exits on SIGTERM even when a connection
+                # does not close (a worker once sat in its lifespan shutdown after SIGTERM).
+                async with asyncio.timeout(_CLOSE_SECONDS):
+                    for task in background:
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+                    await close_context(ctx)
+            except TimeoutError:
+                log.warning("the API's connections did not close in %s s", _CLOSE_SECONDS)
 
     app = FastAPI(
         title="pricefleet",

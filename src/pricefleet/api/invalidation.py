@@ -36,6 +36,8 @@ PURGES = Counter(
     "pricefleet_cache_purges_total", "Cache invalidations by outcome.", ["reason", "outcome"]
 )
 _PURGE_TIMEOUT = aiohttp.ClientTimeout(total=5)
+#: Seconds the subscription may take to close when the API stops.
+_CLOSE_SECONDS = 5.0
 
 
 @asynccontextmanager
@@ -52,9 +54,15 @@ async def invalidation(
         yield
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await subscription.aclose()
+        try:
+            # Bounded: a server worker must exit on SIGTERM even when the bus's connection
+            # does not close (a worker once sat in its lifespan shutdown after SIGTERM).
+            async with asyncio.timeout(_CLOSE_SECONDS):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                await subscription.aclose()
+        except TimeoutError:
+            log.warning("the event subscription did not close in %s s; leaving it", _CLOSE_SECONDS)
         if session is not None:
             await session.close()
 
