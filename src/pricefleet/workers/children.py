@@ -6,7 +6,9 @@ port). On Linux the kernel sends the child SIGTERM when its parent dies (`PR_SET
 so it drains and exits as on a normal stop. Elsewhere this does nothing.
 
 `keep_running` is the restart loop of one supervised child (the API server of `pricefleet run`,
-each process of `pricefleet run --cluster`).
+each process of `pricefleet run --cluster`). Each child leads its own process group, so a child
+that does not stop in time is killed with everything it started (a server's worker processes
+among them), not only the process the supervisor knows.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -54,28 +57,42 @@ async def keep_running(
     stop_timeout: float = 30.0,
 ) -> None:
     """Run `child` until `stopping` is set, starting it again `restart_after` seconds after
-    each exit; on stop, SIGTERM it and SIGKILL it after `stop_timeout` seconds."""
+    each exit; on stop, SIGTERM it and, after `stop_timeout` seconds, SIGKILL its process
+    group (it and whatever it started that is still in the group)."""
     while not stopping.is_set():
         process = await asyncio.create_subprocess_exec(
             *child.argv,
             env=dict(child.env) if child.env is not None else None,
             preexec_fn=die_with_parent,
+            start_new_session=True,  # its own process group: see the module's docstring
         )
         log.info("%s started (pid %d)", child.name, process.pid)
         waiting = asyncio.create_task(process.wait())
         stop = asyncio.create_task(stopping.wait())
         await asyncio.wait({waiting, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if stopping.is_set() and process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(asyncio.shield(waiting), stop_timeout)
+            except TimeoutError:
+                log.warning(
+                    "%s did not stop in %.0f s; killing its process group",
+                    child.name,
+                    stop_timeout,
+                )
+        # Whatever is left in its group (everything, after a timeout; after an exit, what it
+        # started and did not wait for, such as a server's workers holding its port) goes.
+        _kill_group(process.pid)
+        await waiting
         if stopping.is_set():
-            if process.returncode is None:
-                process.terminate()
-                try:
-                    await asyncio.wait_for(waiting, stop_timeout)
-                except TimeoutError:
-                    with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
-                        process.kill()
-                    await waiting
             return
         stop.cancel()
         log.warning("%s exited with %s; starting it again", child.name, process.returncode)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), restart_after)
+
+
+def _kill_group(leader: int) -> None:
+    """SIGKILL the process group `leader` led (its id stays reserved while any member lives)."""
+    with contextlib.suppress(ProcessLookupError):  # nobody left in it
+        os.killpg(leader, signal.SIGKILL)
