@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from pricefleet.workers.children import Child, keep_running
+from tests.test_cli import _alive
 
 # A child that starts a grandchild (both ignore SIGTERM unless told otherwise), writes the
 # pids to a file, and sleeps: a server whose worker hangs in its shutdown.
@@ -25,16 +26,6 @@ with open(sys.argv[1], "a") as out:
     out.write(f"{os.getpid()} {grandchild.pid}\\n")
 time.sleep(600)
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (exited, not yet reaped by its parent) counts as gone.
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().split(") ", 1)[1][0] != "Z"
 
 
 def _lines(path: Path) -> list[str]:
