@@ -117,20 +117,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "api", [PYTHON, "-m", "pricefleet", "api", "--workers", "2"], env, folder, "/healthz"
     )
     try:
-        products = catalogue.product_paths(min(WARM_PRODUCTS, args.products // 2), seed=1)
-        out["warmed"] = dict(asyncio.run(_warm(server.url, products, key, passes=4)))
-        product_file = folder / "products.txt"
-        product_file.write_text("\n".join(products) + "\n")
-        for number in range(args.rounds):
-            report = _loadtest(server.url, product_file, key, args.rate, args.seconds, {})
-            out["loads"][f"product, cached, {args.rate:g}/s, #{number + 1}"] = _summary(report)
+
+        def cached(kind: str, paths: list[str], passes: int) -> None:
+            """Warm `paths`, then load them at the rate for `rounds` rounds."""
+            out[f"warmed_{kind}s"] = dict(asyncio.run(_warm(server.url, paths, key, passes)))
+            listed = folder / f"{kind}s.txt"
+            listed.write_text("\n".join(paths) + "\n")
+            for number in range(args.rounds):
+                report = _loadtest(server.url, listed, key, args.rate, args.seconds, {})
+                out["loads"][f"{kind}, cached, {args.rate:g}/s, #{number + 1}"] = _summary(report)
+
+        cached(
+            "product", catalogue.product_paths(min(WARM_PRODUCTS, args.products // 2), seed=1), 4
+        )
         searches = catalogue.search_paths(300, seed=3)
-        out["warmed_searches"] = dict(asyncio.run(_warm(server.url, searches, key, passes=2)))
-        search_file = folder / "searches.txt"
-        search_file.write_text("\n".join(searches) + "\n")
-        for number in range(args.rounds):
-            report = _loadtest(server.url, search_file, key, args.rate, args.seconds, {})
-            out["loads"][f"search, cached, {args.rate:g}/s, #{number + 1}"] = _summary(report)
+        cached("search", searches, 2)
         for rate in args.search_rates:
             nonce = secrets.token_hex(3)  # never asked before: every search a miss
             uncached = folder / f"uncached-{rate:g}.txt"
