@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import aiohttp
 import pytest
 
 from tests.servers import SHARED_OPTIONS, DemoServer, start_demo
@@ -24,3 +25,10 @@ def own_demo() -> Iterator[list[DemoServer]]:
     yield servers
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client session (30 s timeout)."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        yield session

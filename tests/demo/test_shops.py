@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -28,13 +28,6 @@ def big_demo() -> Iterator[DemoServer]:
     server = start_demo("--products", "4000", "--seed", "7", "--day", str(DAY))
     yield server
     server.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    """An HTTP client session."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        yield session
 
 
 async def _text(http: aiohttp.ClientSession, url: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -29,13 +29,6 @@ def shop_server() -> Iterator[DemoServer]:
     server = start_demo(*OPTIONS)
     yield server
     server.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    """An HTTP client session."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        yield session
 
 
 def _truth(shop: str, base_url: str) -> list[dict[str, Any]]:

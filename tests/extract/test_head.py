@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import aiohttp
 import pytest
@@ -171,13 +171,6 @@ def shop_server() -> Iterator[DemoServer]:
     server = start_demo("--products", "120", "--seed", "5", "--day", "2")
     yield server
     server.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    """An HTTP client session."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        yield session
 
 
 async def test_every_demo_page_agrees(shop_server: DemoServer, http: aiohttp.ClientSession) -> None:
