@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -14,13 +13,6 @@ import pytest
 from pricefleet.demo.meter import Meter
 from tests.demo.helpers import shops_like, truth_of
 from tests.servers import DemoServer, start_demo
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    """An HTTP client session."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        yield session
 
 
 async def _stats(http: aiohttp.ClientSession, server: DemoServer) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import urllib.robotparser
-from collections.abc import AsyncIterator
 from email.utils import format_datetime, parsedate_to_datetime
 from xml.etree import ElementTree
 
@@ -19,13 +18,6 @@ from tests.servers import DemoServer, start_demo
 DAY = 10
 NS = {"sm": "http://www.sitemaps.org/schemas/sitemap/0.9"}
 SHOPS = ("jsonld", "microdata", "api", "spa", "plain")
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    """An HTTP client session."""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        yield session
 
 
 async def _get(
