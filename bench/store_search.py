@@ -1,4 +1,4 @@
-"""PostgreSQL search at catalogue scale, before and after a change, side by side on one database.
+"""PostgreSQL search at catalogue scale, before and after a change, side by side.
 
 `python -m bench.store_search --database postgresql://…/NAME` reads a database that already
 holds a catalogue (`bench.api_data`, or one kept by `bench.store --keep`) and times
@@ -7,7 +7,9 @@ query `main` sends (`_Before`, a copy of it kept here) and the branch's `Postgre
 queries: the store benchmark's mix (`bench.store`'s `random_query`, the same seed), and fixed
 groups of words (common product words, cut short as a prefix, two words, rare words, words in
 over 10 % of products), each also within one site. Every page is compared: the two ways must
-agree, and each must give the same page on every call. Results go to
+agree, and each must give the same page on every call. With `--before-database` (a copy of the
+catalogue kept at an earlier schema, e.g. `CREATE DATABASE b TEMPLATE a` before migrating `a`),
+`before` is this code's search on that copy instead: a schema change, side by side. Results go to
 `bench/results/store-search-<tag>-<date>.json`, with the plans of a common word (EXPLAIN
 ANALYZE, BUFFERS) as each way sends it.
 """
@@ -135,8 +137,9 @@ def _summary(times: Sequence[float]) -> dict[str, Any]:
     }
 
 
-async def _run(url: str, rounds: int) -> dict[str, Any]:
-    before, after = _before_store(url), PostgresStore.create(url)
+async def _run(url: str, rounds: int, before_url: str | None) -> dict[str, Any]:
+    before = PostgresStore.create(before_url) if before_url else _before_store(url)
+    after = PostgresStore.create(url)
     stores = {"before": before, "after": after}
     try:
         async with after.writer.connect() as conn:
@@ -185,8 +188,8 @@ async def _run(url: str, rounds: int) -> dict[str, Any]:
         )
         plans = {
             name: {
-                "leche": await _explain(url, store, "leche", None),
-                "leche, one site": await _explain(url, store, "leche", site),
+                "leche": await _explain(store.url, store, "leche", None),
+                "leche, one site": await _explain(store.url, store, "leche", site),
             }
             for name, store in stores.items()
         }
@@ -204,6 +207,7 @@ async def _run(url: str, rounds: int) -> dict[str, Any]:
     return {
         "benchmark": "store-search",
         "database": url.rsplit("/", 1)[-1],
+        "before_database": (before_url or url).rsplit("/", 1)[-1],
         "rows": counts,
         "rounds": rounds,
         "search_candidates": SEARCH_CANDIDATES,
@@ -221,6 +225,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the comparison and write its results file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", required=True, help="postgresql://… of a loaded catalogue")
+    parser.add_argument(
+        "--before-database",
+        help="a copy of the catalogue at an earlier schema: `before` is this code's search "
+        "there (default: `main`'s old query on --database)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tag", default="ab")
     parser.add_argument(
@@ -235,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         postgres.SEARCH_CANDIDATES = args.after_candidates
     started = datetime.now(UTC)
     load = os.getloadavg()
-    result = asyncio.run(_run(args.database, args.rounds))
+    result = asyncio.run(_run(args.database, args.rounds, args.before_database))
     result |= {
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),

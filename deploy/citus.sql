@@ -42,6 +42,7 @@ SELECT create_distributed_table('categories', 'site_id', colocate_with => 'produ
 SELECT create_distributed_table('matches', 'site_id', colocate_with => 'products');
 SELECT create_distributed_table('fetch_state', 'site_id', colocate_with => 'products');
 -- PostgreSQL's search vectors (migration 0003), kept by a trigger on products: colocated.
+-- Hash-partitioned (migration 0008): Citus distributes the partitions with it.
 SELECT create_distributed_table('product_search', 'site_id', colocate_with => 'products');
 -- Partitioned by month on each node; new monthly partitions created by
 -- `ensure_partitions` on the coordinator are distributed automatically.

@@ -124,3 +124,81 @@ async def test_new_products_get_search_rows_from_one_statement_trigger(pg: Postg
         await conn.run_sync(lambda sync: command.upgrade(_config(sync), "head"))
     await pg.ingest([sighting("p10", "1.00", at(9), name="Leche fresca")])
     assert {h.item["id"] for h in await pg.search("leche fresca")} == {"p9", "p10"}
+
+
+def _partition_scans(plan: object) -> list[tuple[str, int]]:
+    """(partition, times its scan ran) for every scan of a search partition in a JSON plan."""
+    found: list[tuple[str, int]] = []
+    if isinstance(plan, dict):
+        if str(plan.get("Relation Name", "")).startswith("product_search_p"):
+            found.append((plan["Relation Name"], plan["Actual Loops"]))
+        for value in plan.values():
+            found += _partition_scans(value)
+    elif isinstance(plan, list):
+        for value in plan:
+            found += _partition_scans(value)
+    return found
+
+
+async def test_search_rows_are_hash_partitioned(
+    pg: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 0008: the search rows are spread over 16 hash partitions; a search whose
+    matches fill the candidates from the first partitions never scans the others, one with
+    few matches scans them all; down to 0007 and back, every row is kept and found."""
+    from pricefleet.store import postgres
+
+    await pg.ingest(
+        [sighting(f"p{i}", "1.00", at(0), name=f"Leche entera {i}") for i in range(150)]
+    )
+    await pg.ingest([sighting("r1", "2.00", at(0), name="Queso trufado")])
+    counts = text(
+        "SELECT c.relname, (SELECT count(*) FROM product_search s WHERE s.tableoid = c.oid) "
+        "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'product_search'::regclass"
+    )
+    async with pg.writer.connect() as conn:
+        spread = {name: rows for name, rows in (await conn.execute(counts)).all()}
+    assert len(spread) == 16
+    assert sum(spread.values()) == 151
+    assert min(spread.values()) > 0
+
+    sent: list[tuple[str, object]] = []
+
+    def grab(conn: object, cursor: object, statement: str, parameters: object, *_: object) -> None:
+        if "ts_rank_cd" in statement:
+            sent.append((statement, parameters))
+
+    async def scans(q: str) -> list[tuple[str, int]]:
+        sent.clear()
+        event.listen(pg.writer.sync_engine, "before_cursor_execute", grab)
+        try:
+            await pg.search(q)
+        finally:
+            event.remove(pg.writer.sync_engine, "before_cursor_execute", grab)
+        [(statement, parameters)] = sent
+        async with pg.writer.connect() as conn:
+            plan = await conn.exec_driver_sql(
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + statement,
+                parameters,  # type: ignore[arg-type]
+            )
+            return _partition_scans(plan.scalar_one())
+
+    monkeypatch.setattr(postgres, "SEARCH_CANDIDATES", 10)
+    common = await scans("leche")
+    assert len(common) == 16
+    assert 0 < len([name for name, loops in common if loops]) < 16
+    rare = await scans("trufado")
+    assert len([name for name, loops in rare if loops]) == 16
+    monkeypatch.undo()
+
+    async with pg.writer.begin() as conn:
+        await conn.run_sync(lambda sync: command.downgrade(_config(sync), "0007"))
+        kind = text("SELECT relkind::text FROM pg_class WHERE relname = 'product_search'")
+        assert await conn.scalar(kind) == "r"  # a plain table again
+        assert await conn.scalar(text("SELECT count(*) FROM product_search")) == 151
+    assert len(await pg.search("leche", limit=200)) == 150
+    async with pg.writer.begin() as conn:
+        await conn.run_sync(lambda sync: command.upgrade(_config(sync), "head"))
+    assert len(await pg.search("leche", limit=200)) == 150
+    assert [h.item["id"] for h in await pg.search("trufado")] == ["r1"]

@@ -68,10 +68,14 @@ async def upgrade(conn: AsyncConnection) -> None:
     await conn.run_sync(_upgrade)
 
 
+#: Partitions, named after their table: the history's months, the search rows' hash buckets.
+_PARTITION_PREFIXES = ("price_observations_", "product_search_p")
+
+
 def _include(obj: Any, name: str | None, kind: str, reflected: bool, compare_to: Any) -> bool:
     if name in DIALECT_OBJECTS:
         return False
-    return not (kind == "table" and name is not None and name.startswith("price_observations_"))
+    return not (kind == "table" and name is not None and name.startswith(_PARTITION_PREFIXES))
 
 
 def _diff(connection: Connection) -> list[Any]:

@@ -98,7 +98,10 @@ class PostgresStore(SqlStore):
         # Words are [a-z0-9]+ only, so the tsquery text cannot carry operators of its own.
         tsquery = " & ".join([*words[:-1], f"{words[-1]}:*"])
         # Matches are ranked on the narrow search rows (at most SEARCH_CANDIDATES of them, the
-        # first in table order); only the page's products are read. The matches are a CTE,
+        # first in partition order: the rows are in hash partitions, scanned one after the
+        # other until the candidates are found, so a common word's GIN bitmaps are built for
+        # the first partitions only; migration 0008); only the page's products are read. The
+        # matches are a CTE,
         # which PostgreSQL plans for reading them all: through the GIN index (a bitmap scan,
         # in table order), read lazily up to the LIMIT. With the LIMIT in view it chose
         # sequential scans expected to stop early: of the table for a common word and, in

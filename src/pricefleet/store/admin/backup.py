@@ -280,9 +280,13 @@ async def _pg_backup(url: str, path: Path) -> str | None:
 
 #: Sent before the restore script, in its transaction. `pg_restore --clean` cannot clean a
 #: partitioned table (it drops each partition's inherited primary key, which PostgreSQL
-#: refuses), nor does it know partitions made after the backup: drop the history table whole
-#: (its partitions and the trending view go with it) and let the script make it again.
-_RESTORE_PRELUDE = b"BEGIN;\nDROP TABLE IF EXISTS price_observations CASCADE;\n"
+#: refuses), nor does it know partitions made after the backup: drop the partitioned tables
+#: whole (the history, with its partitions and the trending view; the search rows, with
+#: theirs) and let the script make them again.
+_RESTORE_PRELUDE = (
+    b"BEGIN;\nDROP TABLE IF EXISTS price_observations CASCADE;\n"
+    b"DROP TABLE IF EXISTS product_search CASCADE;\n"
+)
 
 
 async def _pg_restore(url: str, path: Path) -> None:
