@@ -39,6 +39,7 @@ DIALECT_OBJECTS = frozenset(
         "pk_product_search",
         "fk_product_search_products",
         "ix_product_search_search",
+        "ix_product_search_site_search",
         "ix_price_moves_change",
     }
 )

@@ -1,4 +1,4 @@
-"""PostgreSQL: the search rows in 16 hash partitions, so a common word's candidates come early
+"""PostgreSQL: the search rows in 16 hash partitions, their GIN index on (site_id, search)
 
 A search ranks at most `SEARCH_CANDIDATES` (5,000) of its matches, taken as the GIN index
 yields them, and reading stops there. But a GIN index gives its matches as a bitmap, built whole
@@ -14,6 +14,12 @@ as it read the whole index before. The hash spreads every shop over every partit
 candidates still come from all shops. Which 5,000 of a common word's matches are ranked
 changes (the first in partition order instead of table order; an arbitrary sample either way);
 searches with fewer matches rank all of them, as before.
+
+One shop's search (`site_id = …`) filtered the bitmap's rows on the heap: for a common word it
+read up to ten times the rows it kept (at 1M products, `leche:*` in one of 10 shops: 58,000
+matches read to find that shop's 5,800). The GIN index is now on (site_id, search) (`btree_gin`
+makes `site_id` a GIN key): the shop is intersected in the index, and only its rows are read.
+A search across shops uses the same index through its second column.
 
 The rows are copied into the new table (a few seconds per million products), the GIN index is
 built once after the copy. The triggers of 0003 and 0007 name the table and need no change.
@@ -48,11 +54,20 @@ _TABLE = """CREATE TABLE product_search (
 
 
 def _swap(partitioned: bool) -> list[str]:
-    """Statements that rebuild `product_search` (partitioned or not) from its current rows."""
+    """Statements that rebuild `product_search` (partitioned, with the index on (site_id,
+    search); or as 0003 made it) from its current rows."""
+    index = (
+        "CREATE INDEX ix_product_search_site_search ON product_search USING gin (site_id, search)"
+        if partitioned
+        else "CREATE INDEX ix_product_search_search ON product_search USING gin (search)"
+    )
     statements = [
+        "CREATE EXTENSION IF NOT EXISTS btree_gin",
         "ALTER TABLE product_search RENAME TO product_search_before",
         "ALTER INDEX pk_product_search RENAME TO pk_product_search_before",
-        "DROP INDEX ix_product_search_search",
+        # The index the table has now, whichever way: its name is taken by the new one.
+        "DROP INDEX IF EXISTS ix_product_search_search",
+        "DROP INDEX IF EXISTS ix_product_search_site_search",
         _TABLE + (" PARTITION BY HASH (site_id, id)" if partitioned else ""),
     ]
     if partitioned:
@@ -66,7 +81,7 @@ def _swap(partitioned: bool) -> list[str]:
         "INSERT INTO product_search (site_id, id, search) "
         "SELECT site_id, id, search FROM product_search_before",
         "DROP TABLE product_search_before",
-        "CREATE INDEX ix_product_search_search ON product_search USING gin (search)",
+        index,
         # Statistics now: the planner would otherwise take the new table for a small one.
         "ANALYZE product_search",
     ]
