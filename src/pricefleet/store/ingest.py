@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pricefleet.match import gtin_group, normalize_gtin
 from pricefleet.models import PriceObservation, Product
-from pricefleet.store.bulk import Bulk
+from pricefleet.store.bulk import META_COLUMNS, Bulk
 from pricefleet.store.records import IngestResult, Sighting
 from pricefleet.store.tables import STATE_COLUMNS, price_observations
 from pricefleet.store.timeline import Changes, Row, State, merge
@@ -100,18 +100,8 @@ def _product_row(product: Product, gtin: str | None) -> tuple[Any, ...]:
 
 
 _HASH_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
-_META = attrgetter(
-    "url",
-    "name",
-    "brand",
-    "gtin",
-    "sku",
-    "category_id",
-    "size_value",
-    "size_unit",
-    "image_url",
-    "raw",
-)
+#: A product's metadata, as the row holds it: its attributes are named as the columns.
+_META = attrgetter(*META_COLUMNS)
 
 
 def _meta_hashes(products: Sequence[Product]) -> tuple[int, ...]:
