@@ -9,7 +9,7 @@ The garbage collector is set for a crawl's allocation pattern: every page makes 
 short-lived containers (parsed JSON, headers, records), nearly all freed by reference counting,
 yet each 700 container allocations start a young collection that walks them, and each
 tenth of those walks the middle generation. The objects made before the crawl starts (modules,
-recipe, store; ~300,000 of them) are moved out of the collector's view (`gc.freeze`), and the
+recipe, store; ~100,000 of them) are moved out of the collector's view (`gc.freeze`), and the
 young generation is collected every `_YOUNG` allocations instead of 700, for the length of
 the run only. Cycles are still collected, later; nothing else changes.
 
