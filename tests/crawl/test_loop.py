@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 
 import pytest
@@ -33,3 +34,20 @@ def test_run_returns_and_raises_like_asyncio_run() -> None:
     assert loop.run(_loop_module())
     with pytest.raises(ValueError, match="boom"):
         loop.run(fail())
+
+
+def test_run_sets_the_collector_for_the_crawl_and_restores_it() -> None:
+    """During `run` what existed before is frozen and young collections are rarer; after
+    it, the thresholds and the frozen set are as they were."""
+
+    before = gc.get_threshold()
+
+    async def inside() -> tuple[tuple[int, int, int], int]:
+        await asyncio.sleep(0)
+        return gc.get_threshold(), gc.get_freeze_count()
+
+    thresholds, frozen = loop.run(inside())
+    assert thresholds == (loop._YOUNG, before[1], before[2])
+    assert frozen > 0
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

@@ -51,7 +51,10 @@ def nesting_depth(body: bytes | str) -> int:
 def too_deep(body: bytes | str) -> int | None:
     """The nesting depth of a page that nests deeper than MAX_DEPTH, else None (almost always
     after a single count of '<')."""
-    tags = body.count(b"<") if isinstance(body, bytes) else body.count("<")
+    # Bytes: `len - len(without '<')` rather than `count('<')`: `replace` finds each '<' with
+    # memchr (vectorised), `bytes.count` compares byte by byte; 15 against 25-48 µs on a 49 KB
+    # page here, the same number. (For text, `count` is the faster of the two.)
+    tags = len(body) - len(body.replace(b"<", b"")) if isinstance(body, bytes) else body.count("<")
     if tags <= _SCAN_ABOVE:
         return None
     depth = nesting_depth(body)
