@@ -101,14 +101,13 @@ class PostgresStore(SqlStore):
         # first in partition order: the rows are in hash partitions, scanned one after the
         # other until the candidates are found, so a common word's GIN bitmaps are built for
         # the first partitions only; migration 0008); only the page's products are read. The
-        # matches are a CTE,
-        # which PostgreSQL plans for reading them all: through the GIN index (a bitmap scan,
-        # in table order), read lazily up to the LIMIT. With the LIMIT in view it chose
-        # sequential scans expected to stop early: of the table for a common word and, in
-        # generic plans, of every site's rows for one site's search. A big table's sequential
-        # scan also starts where the last one stopped (synchronised scans), so each call
-        # ranked other candidates: off for this transaction (PgBouncer refuses it as a
-        # connection parameter).
+        # matches are a CTE, which PostgreSQL plans for reading them all: through the GIN
+        # index (a bitmap scan per partition, in table order), read lazily up to the LIMIT.
+        # With the LIMIT in view it chose sequential scans expected to stop early: of the
+        # table for a common word and, in generic plans, of every site's rows for one site's
+        # search. A big table's sequential scan also starts where the last one stopped
+        # (synchronised scans), so each call ranked other candidates: off for this
+        # transaction (PgBouncer refuses it as a connection parameter).
         await conn.execute(text("SET LOCAL synchronize_seqscans = off"))
         full_text = text(
             "WITH matches AS MATERIALIZED ("
