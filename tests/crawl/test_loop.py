@@ -51,3 +51,14 @@ def test_run_sets_the_collector_for_the_crawl_and_restores_it() -> None:
     assert frozen > 0
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_run_leaves_a_freeze_made_before_it() -> None:
+    """Objects the process froze before `run` stay frozen after it."""
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        loop.run(_loop_module())
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

@@ -43,16 +43,21 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 @contextlib.contextmanager
 def crawl_gc() -> Iterator[None]:
-    """The collector set for a crawl (see the module docstring), restored on exit."""
+    """The collector set for a crawl (see the module docstring), restored on exit. A process
+    that froze objects of its own before keeps them frozen, and nothing more is frozen here
+    (`gc.unfreeze` cannot tell whose objects it would thaw)."""
     thresholds = gc.get_threshold()
-    gc.collect()  # nothing collectable is frozen
-    gc.freeze()
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.collect()  # nothing collectable is frozen
+        gc.freeze()
     gc.set_threshold(_YOUNG, thresholds[1], thresholds[2])
     try:
         yield
     finally:
         gc.set_threshold(*thresholds)
-        gc.unfreeze()
+        if freeze:
+            gc.unfreeze()
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
