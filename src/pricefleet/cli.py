@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -306,10 +307,42 @@ def crawl(
     ] = 1,
     share: Annotated[
         str | None,
-        typer.Option(hidden=True, help="I/N: crawl share I of N (a child of --processes)."),
+        typer.Option(
+            hidden=True,
+            help="I/N: crawl share I of N (a child of --processes; it starts once a line "
+            "comes on its standard input).",
+        ),
     ] = None,
 ) -> None:
     """Crawl one site now, in the foreground, with a progress bar."""
+    from pricefleet.workers.children import kill_gated, start_gated
+
+    # The other processes of --processes start first: their imports, the heavy part of their
+    # start-up, overlap this process's (below) and its migration of the store.
+    child = [site] if site is not None else []
+    child += ["--recipe", str(recipe)] if recipe is not None else []
+    child += ["--database", database] if database else []
+    command = [sys.executable, "-m", "pricefleet", "crawl", *child, "--share"]
+    children = start_gated(
+        [
+            [*command, f"{index}/{processes}"]
+            for index in range(1, processes if share is None else 1)
+        ]
+    )
+    try:
+        _crawl(site, recipe, database, processes, share, children)
+    finally:
+        kill_gated(children)
+
+
+def _crawl(
+    site: str | None,
+    recipe: Path | None,
+    database: str | None,
+    processes: int,
+    share: str | None,
+    children: list[subprocess.Popen[bytes]],
+) -> None:
     from pricefleet.crawl.engine import Share
     from pricefleet.crawl.session import (
         crawl_share,
@@ -334,10 +367,6 @@ def crawl(
     else:
         raise typer.BadParameter("name a SITE or give --recipe FILE")
     store = Store.from_url(database) if database else Store.from_settings(settings)
-    # What a child of --processes is told: the same site, recipe and database.
-    child = [site] if site is not None else []
-    child += ["--recipe", str(recipe)] if recipe is not None else []
-    child += ["--database", database] if database else []
 
     async def run() -> None:
         async with store:
@@ -346,7 +375,7 @@ def crawl(
                 print(await crawl_share(chosen, store, Share(int(index), int(of))))
                 return
             if processes > 1:
-                reports = [await crawl_with_processes(chosen, store, console, processes, child)]
+                reports = [await crawl_with_processes(chosen, store, console, children)]
             else:
                 reports = await crawl_with_progress([chosen], store, console)
         console.print(summary_table(reports))
@@ -354,7 +383,10 @@ def crawl(
             console.print(f"[red]{failure.code}[/] {failure.url}: {failure.message}")
 
     from pricefleet.crawl.loop import run as run_loop
+    from pricefleet.workers.children import wait_for_gate
 
+    if share is not None and not wait_for_gate():
+        raise typer.Exit(1)  # the process that started this one failed before the store was ready
     run_loop(run())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -94,3 +95,71 @@ def test_a_child_that_exits_is_started_again(tmp_path: Path) -> None:
     pids = asyncio.run(run())
     assert pids[0][0] != pids[1][0]
     assert _gone([pid for pair in pids for pid in pair]) == []
+
+
+# A gated child: says when it started, waits at the gate, then says what the gate said.
+_GATED = """
+import sys, time
+from pricefleet.workers.children import wait_for_gate
+print("waiting", flush=True)
+print("go" if wait_for_gate() else "stopped", flush=True)
+"""
+
+
+def test_gated_children_wait_until_the_gate_opens() -> None:
+    from pricefleet.workers.children import gated_output, open_gate, start_gated
+
+    children = start_gated([[sys.executable, "-c", _GATED]] * 2)
+    for child in children:  # both started and are held at the gate
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"waiting\n"
+    time.sleep(0.2)
+    assert all(child.poll() is None for child in children)
+    open_gate(children)
+    assert [gated_output(child) for child in children] == [b"go\n", b"go\n"]
+    assert [child.returncode for child in children] == [0, 0]
+
+
+def test_a_gated_child_stops_when_the_pipe_closes_without_the_gate_opening() -> None:
+    from pricefleet.workers.children import gated_output, start_gated
+
+    (child,) = start_gated([[sys.executable, "-c", _GATED]])
+    assert child.stdin is not None
+    child.stdin.close()  # what a parent that fails before opening the gate leaves
+    assert gated_output(child) == b"waiting\nstopped\n"
+    assert child.returncode == 0
+
+
+def test_a_gated_child_ends_when_its_parent_is_killed(tmp_path: Path) -> None:
+    # The parent (a process of its own) starts a gated child and is SIGKILLed: the child ends
+    # (SIGTERM from the kernel, or end of file at the gate), and never goes on.
+    child_script = tmp_path / "child.py"
+    child_script.write_text(
+        "import sys\nsys.stdout = open(sys.argv[1], 'w', buffering=1)\n" + _GATED
+    )
+    out = tmp_path / "child.out"
+    parent_script = tmp_path / "parent.py"
+    parent_script.write_text(
+        "import sys, time\n"
+        "from pricefleet.workers.children import start_gated\n"
+        f"(child,) = start_gated([[sys.executable, {str(child_script)!r}, {str(out)!r}]])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(parent_script)], stdout=subprocess.PIPE)
+    assert parent.stdout is not None
+    with parent.stdout:
+        pid = int(parent.stdout.readline())
+    for _ in range(200):
+        if _lines(out) == ["waiting"]:
+            break
+        time.sleep(0.05)
+    assert _lines(out) == ["waiting"]
+    parent.kill()
+    parent.wait()
+    for _ in range(200):
+        if not _alive(pid):
+            break
+        time.sleep(0.05)
+    assert not _alive(pid)
+    assert "go" not in _lines(out)

@@ -28,6 +28,7 @@ from pricefleet.crawl.runner import crawl_sites
 from pricefleet.errors import ConfigError, PricefleetError
 from pricefleet.sites.schema import Recipe
 from pricefleet.store.base import Store
+from pricefleet.workers.children import gated_output, kill_gated, open_gate
 
 __all__ = [
     "crawl_share",
@@ -80,36 +81,29 @@ async def crawl_with_progress(
 
 
 async def crawl_with_processes(
-    recipe: Recipe, store: Store, console: Console, processes: int, child: Sequence[str]
+    recipe: Recipe, store: Store, console: Console, children: Sequence[subprocess.Popen[bytes]]
 ) -> CrawlReport:
-    """Crawl one site with `processes` processes, so that a crawl uses several cores: this one
-    (share 0, with the progress line) and `processes - 1` children, `pricefleet crawl CHILD…
-    --share I/N`, each crawling the product pages whose URL hashes to its share, with its share
-    of the site's politeness, into the same store. The store is migrated once, before the
-    children start. One report for the whole crawl; a child that fails fails the crawl."""
-    await store.upgrade()
-    command = [sys.executable, "-m", "pricefleet", "crawl", *child]
-    children = [
-        await asyncio.create_subprocess_exec(
-            *command, "--share", f"{index}/{processes}", stdout=asyncio.subprocess.PIPE
-        )
-        for index in range(1, processes)
-    ]
+    """Crawl one site with several processes, so that a crawl uses several cores: this one
+    (share 0, with the progress line) and `children`, `pricefleet crawl … --share I/N` started
+    by `workers.children.start_gated` (I from 1), each crawling the product pages whose URL
+    hashes to its share, with its share of the site's politeness, into the same store. The
+    store is migrated once, then the children are let go. One report for the whole crawl; a
+    child that fails fails the crawl; the children are killed if this process fails."""
+    processes = len(children) + 1
     try:
+        await store.upgrade()
+        open_gate(children)
         (report,) = await crawl_with_progress(
             [recipe], store, console, share=Share(0, processes), upgrade=False
         )
-        outputs = [await process.communicate() for process in children]
+        outputs = [await asyncio.to_thread(gated_output, child) for child in children]
     finally:
-        for process in children:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-    for index, (process, (out, _)) in enumerate(zip(children, outputs, strict=True), 1):
-        if process.returncode != 0:
+        kill_gated(children)
+    for index, (child, out) in enumerate(zip(children, outputs, strict=True), 1):
+        if child.returncode != 0:
             raise PricefleetError(
                 f"crawl process {index}/{processes} of {recipe.id} exited with "
-                f"{process.returncode}; its errors are above"
+                f"{child.returncode}; its errors are above"
             )
         _add(report, orjson.loads(out.splitlines()[-1]))
     report.finished = time.monotonic()

@@ -19,11 +19,21 @@ import ctypes
 import logging
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["Child", "die_with_parent", "keep_running"]
+__all__ = [
+    "Child",
+    "die_with_parent",
+    "gated_output",
+    "keep_running",
+    "kill_gated",
+    "open_gate",
+    "start_gated",
+    "wait_for_gate",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +47,59 @@ def die_with_parent() -> None:
     """`preexec_fn` of a child: SIGTERM it when the process that started it dies."""
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+
+
+# Gated children: started at once, so that their start-up (imports) overlaps their parent's,
+# but held at `wait_for_gate` until the parent is ready for them (`crawl --processes`: the
+# store migrated). A parent that fails or dies closes the pipe instead: they see end of file
+# and stop, and a child already past the gate gets SIGTERM when its parent dies.
+_GO = b"go\n"
+
+
+def start_gated(commands: Sequence[Sequence[str]]) -> list[subprocess.Popen[bytes]]:
+    """Start each command now, with a pipe to its standard input (the gate) and from its
+    standard output."""
+    return [
+        subprocess.Popen(
+            list(command),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            preexec_fn=die_with_parent,  # one foreign call, loaded before the fork
+        )
+        for command in commands
+    ]
+
+
+def open_gate(children: Sequence[subprocess.Popen[bytes]]) -> None:
+    """Let every child of `start_gated` go on past `wait_for_gate`."""
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write(_GO)
+        child.stdin.close()
+
+
+def wait_for_gate() -> bool:
+    """In a child of `start_gated`: block until the parent opens the gate; False when the
+    parent closed the pipe without opening it (it failed, or died)."""
+    return sys.stdin.buffer.readline() == _GO
+
+
+def gated_output(child: subprocess.Popen[bytes]) -> bytes:
+    """Everything a child of `start_gated` writes to its standard output, once it has ended
+    (blocks: run it in a thread)."""
+    assert child.stdout is not None
+    with child.stdout:
+        output = child.stdout.read()
+    child.wait()
+    return output
+
+
+def kill_gated(children: Sequence[subprocess.Popen[bytes]]) -> None:
+    """SIGKILL the children still running, and reap them."""
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
 
 
 @dataclass(frozen=True)
