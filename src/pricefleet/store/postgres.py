@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from pricefleet.store.query import SEARCH_CANDIDATES
 from pricefleet.store.records import Direction, SearchHit
 from pricefleet.store.sql import SqlStore, _default_columns_sql
+from pricefleet.store.types import json_text
 
 __all__ = ["PostgresStore", "async_url"]
 
@@ -52,7 +53,11 @@ class PostgresStore(SqlStore):
 
         def engine(target: str) -> AsyncEngine:
             return create_async_engine(
-                async_url(target), pool_size=5, max_overflow=5, pool_pre_ping=True
+                async_url(target),
+                pool_size=5,
+                max_overflow=5,
+                pool_pre_ping=True,
+                json_serializer=json_text,
             )
 
         store = cls(url, engine(url), [engine(replica) for replica in replica_urls])

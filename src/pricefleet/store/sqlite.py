@@ -9,6 +9,7 @@ block writers (WAL). The FTS5 index is kept by triggers (see the migration). Tre
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from pricefleet.store.query import SEARCH_CANDIDATES
 from pricefleet.store.records import Direction, SearchHit
 from pricefleet.store.sql import SqlStore, _default_columns_sql
 from pricefleet.store.tables import product_state
+from pricefleet.store.types import json_text
 
 __all__ = ["SqliteStore"]
 
@@ -61,8 +63,9 @@ class SqliteStore(SqlStore):
         database = url.split(":///", 1)[1] if ":///" in url else ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        writer = create_async_engine(_async_url(url), pool_size=1, max_overflow=0)
-        reader = create_async_engine(_async_url(url), pool_size=4, max_overflow=4)
+        engine = partial(create_async_engine, _async_url(url), json_serializer=json_text)
+        writer = engine(pool_size=1, max_overflow=0)
+        reader = engine(pool_size=4, max_overflow=4)
         _configure(writer, immediate=True)
         _configure(reader, immediate=False)
         # One file: a read never sees older data than a write, so reads need no detour.
