@@ -57,6 +57,11 @@ _current_run: ContextVar[str] = ContextVar("pricefleet_crawl_run", default="")
 _HELD_KINDS = frozenset({JobKind.SITEMAP, JobKind.LISTING})
 #: Held jobs running at once, at most.
 _DISCOVERING = 4
+#: Records (sightings, fetch states, confirmations) written together: two of them a product
+#: page, so ~500 products a write, in two transactions. 250 cost ~5 % more CPU per product in
+#: the crawl benchmark (A/B in BENCHMARKS.md); what a crash loses is at most a few batches of
+#: pages, fetched again on the next crawl (their fetch state goes with them).
+BATCH_SIZE = 1000
 #: Buffered records (in batches) past which a page waits for the store's write in progress
 #: instead of going on: bounds memory when the store is slower than the crawl.
 _BACKLOG_BATCHES = 4
@@ -153,7 +158,7 @@ class SiteCrawl:
         fetch: Fetch,
         *,
         tasks: int | None = None,
-        batch_size: int = 250,
+        batch_size: int = BATCH_SIZE,
         on_progress: Callable[[CrawlReport], None] | None = None,
         discovered: Discovered | None = None,
         autoflush: bool = True,
