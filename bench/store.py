@@ -799,6 +799,33 @@ async def postgres_upkeep(server: str, database: str, *, vacuum: bool) -> float:
     return time.perf_counter() - start
 
 
+async def settle_writes(sqlite_path: Path | None, postgres: tuple[str, str] | None) -> float:
+    """Untimed, after each round's `refresh_trending` and before its reads: what the refresh
+    wrote goes to the disk first (PostgreSQL `CHECKPOINT`, SQLite's WAL checkpoint, then
+    `sync`). At 1M products a refresh writes for minutes, and reads timed while the kernel
+    writes that back measured the writeback, not the schema (Dec 2 run). Returns the seconds."""
+    start = time.perf_counter()
+    if postgres is not None:
+        server, database = postgres
+        conn = await asyncpg.connect(**{**_admin_url(server), "database": database})
+        try:
+            await conn.execute("CHECKPOINT")
+        finally:
+            await conn.close()
+    if sqlite_path is not None:
+
+        def checkpoint() -> None:
+            db = sqlite3.connect(sqlite_path, timeout=60)
+            try:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                db.close()
+
+        await asyncio.to_thread(checkpoint)
+    await asyncio.to_thread(os.sync)
+    return time.perf_counter() - start
+
+
 # --- loading ------------------------------------------------------------------------------------
 
 
@@ -999,14 +1026,16 @@ async def measure_reads(
     backends: list[Backend],
     options: Options,
     say: Callable[[str], None],
+    settle: Callable[[], Awaitable[float]],
 ) -> dict[str, Any]:
     """Every read on every backend in `options.rounds` interleaved rounds; `refresh_trending`
-    once per round before them (timed)."""
+    once per round before them (timed), then `settle` (untimed: its writes reach the disk)."""
     count = QUICK_QUERIES if options.quick else QUERIES
     budget = QUICK_QUERY_BUDGET_S if options.quick else QUERY_BUDGET_S
     plan = reads_for(catalogue, random.Random(SEED + 1), count)
     warm = reads_for(catalogue, random.Random(SEED + 2), WARMUP)
     refresh: dict[str, list[float]] = defaultdict(list)
+    settled: list[float] = []
     for backend in backends:
         for kind in READS:
             for read in warm[kind]:
@@ -1017,6 +1046,7 @@ async def measure_reads(
             start = time.perf_counter()
             await backend.store.refresh_trending()
             refresh[backend.name].append(round(time.perf_counter() - start, 3))
+        settled.append(round(await settle(), 3))
         for step, kind in enumerate(READS):
             calls = plan[kind][number * per_round : (number + 1) * per_round]
             order = backends if (number + step) % 2 == 0 else backends[::-1]
@@ -1038,7 +1068,11 @@ async def measure_reads(
                 if times:
                     backend.read_rounds[kind].append(statistics.median(times))
         say(f"reads: round {number + 1}/{options.rounds} done")
-    return {"refresh_trending_seconds": dict(refresh), "calls_per_read": count}
+    return {
+        "refresh_trending_seconds": dict(refresh),
+        "settle_seconds": settled,
+        "calls_per_read": count,
+    }
 
 
 def read_summary(backend: Backend) -> dict[str, Any]:
@@ -1458,7 +1492,14 @@ async def _run(options: Options) -> dict[str, Any]:
             if pg_store is not None:
                 sizes["postgresql"] = await postgres_size(server, database)
             _say("loaded; measuring reads")
-            reading = await measure_reads(catalogue, backends, options, _say)
+
+            async def settle() -> float:
+                return await settle_writes(
+                    path if "sqlite" in wanted else None,
+                    (server, database) if pg_store is not None else None,
+                )
+
+            reading = await measure_reads(catalogue, backends, options, _say, settle)
             plans = {
                 backend.name: await explain_reads(backend, catalogue, path, server, database)
                 for backend in backends
@@ -1520,6 +1561,7 @@ async def _run(options: Options) -> dict[str, Any]:
         "sizes": sizes,
         "reads": {b.name: read_summary(b) for b in backends},
         "refresh_trending_seconds": reading["refresh_trending_seconds"],
+        "settle_seconds": reading["settle_seconds"],
         "read_notes": {b.name: b.notes for b in backends},
         "profile": profiles,
         "plans": plans,
@@ -1634,7 +1676,9 @@ def render(result: dict[str, Any]) -> list[RenderableType]:
         + ", ".join(
             f"{name} {' / '.join(f'{s:.2f}' for s in seconds)}"
             for name, seconds in result["refresh_trending_seconds"].items()
-        ),
+        )
+        + "; then settled (checkpoints, sync, untimed) "
+        + " / ".join(f"{s:.2f}" for s in result.get("settle_seconds", [])),
     ]
     for name, size in sizes.items():
         lines.append(
