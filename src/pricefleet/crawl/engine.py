@@ -58,9 +58,9 @@ _HELD_KINDS = frozenset({JobKind.SITEMAP, JobKind.LISTING})
 #: Held jobs running at once, at most.
 _DISCOVERING = 4
 #: Records (sightings, fetch states, confirmations) written together: two of them a product
-#: page, so ~500 products a write, in two transactions. 250 cost ~5 % more CPU per product in
-#: the crawl benchmark (A/B in BENCHMARKS.md); what a crash loses is at most a few batches of
-#: pages, fetched again on the next crawl (their fetch state goes with them).
+#: page, so ~500 products a write, in two transactions. Fewer transactions than with 250; the
+#: CPU it saves is within the crawl benchmark's noise (BENCHMARKS.md). What a crash loses is
+#: at most a few batches of pages, fetched again on the next crawl (their fetch state with them).
 BATCH_SIZE = 1000
 #: Buffered records (in batches) past which a page waits for the store's write in progress
 #: instead of going on: bounds memory when the store is slower than the crawl.
