@@ -791,12 +791,17 @@ async def postgres_upkeep(server: str, database: str, *, vacuum: bool) -> float:
     20 % thresholds are crossed daily). The server this was written on runs with
     `autovacuum = off`, so the benchmark does it itself, untimed. Returns the seconds taken."""
     start = time.perf_counter()
+    await _admin_execute(server, database, "VACUUM (ANALYZE)" if vacuum else "ANALYZE")
+    return time.perf_counter() - start
+
+
+async def _admin_execute(server: str, database: str, statement: str) -> None:
+    """One statement on `database` of `server` as the admin, on a connection of its own."""
     conn = await asyncpg.connect(**{**_admin_url(server), "database": database})
     try:
-        await conn.execute("VACUUM (ANALYZE)" if vacuum else "ANALYZE")
+        await conn.execute(statement)
     finally:
         await conn.close()
-    return time.perf_counter() - start
 
 
 async def settle_writes(sqlite_path: Path | None, postgres: tuple[str, str] | None) -> float:
@@ -806,12 +811,7 @@ async def settle_writes(sqlite_path: Path | None, postgres: tuple[str, str] | No
     writes that back measured the writeback, not the schema (Dec 2 run). Returns the seconds."""
     start = time.perf_counter()
     if postgres is not None:
-        server, database = postgres
-        conn = await asyncpg.connect(**{**_admin_url(server), "database": database})
-        try:
-            await conn.execute("CHECKPOINT")
-        finally:
-            await conn.close()
+        await _admin_execute(*postgres, "CHECKPOINT")
     if sqlite_path is not None:
 
         def checkpoint() -> None:
