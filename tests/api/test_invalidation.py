@@ -137,6 +137,10 @@ async def test_two_api_processes_on_redis_both_answer_the_new_price(
         "PRICEFLEET_QUEUE_PREFIX": prefix,
         "PRICEFLEET_RECIPES_DIR": str(recipes_dir),
         "PRICEFLEET_DATA_DIR": str(tmp_path / "data"),
+        # The test polls every 20 ms for up to INVALIDATED_WITHIN: the default read limit
+        # (100 a minute, shared by both processes) would refuse the polls after ~2 s and fail
+        # the test on a 429 rather than on the invalidation it is about.
+        "PRICEFLEET_RATE_LIMIT_READ": "100000/minute",
     }
     store = Store.from_url(pg_url(name))
     processes: list[subprocess.Popen[bytes]] = []

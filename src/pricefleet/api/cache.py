@@ -29,6 +29,7 @@ import hashlib
 import logging
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from enum import StrEnum
 from typing import NamedTuple
@@ -65,6 +66,9 @@ CACHE_WARMED = Counter("cache_warmed_total", "API cache entries rebuilt before e
 #: How long a request waits for another process computing the same key before computing itself.
 _LOCK_WAIT = 2.0
 _LOCK_POLL = 0.02
+#: Seconds a process remembers invalidating a tag (`ApiCache._outdated`): far longer than the
+#: round trips between another process popping the tag's set and deleting its keys.
+_MARK_SECONDS = 60.0
 
 
 class Kind(StrEnum):
@@ -180,6 +184,10 @@ class ApiCache:
                 socket_timeout=1,
             )
         self._flights: dict[str, asyncio.Future[Entry]] = {}
+        # When this process last invalidated each product tag (its own clock; see `_outdated`),
+        # oldest first, forgotten after _MARK_SECONDS; and when it last cleared everything.
+        self._marks: OrderedDict[str, float] = OrderedDict()
+        self._cleared_at = 0.0
         # Demand per key, and how to build it again: what the warming job refreshes.
         self._demand: dict[str, int] = {}
         self._builders: dict[str, tuple[Kind, Callable[[], Awaitable[Entry]]]] = {}
@@ -231,8 +239,8 @@ class ApiCache:
         if self._redis is None:
             return None
         entry = _unpacked(await self._redis.get(self._ns + key))
-        if entry is None:
-            return None
+        if entry is None or self._outdated(entry, entry.built_at):
+            return None  # a miss: the caller builds it again
         now = time.time()
         expires = entry.built_at + self.ttls[kind]
         if expires > now:
@@ -303,7 +311,9 @@ class ApiCache:
         while time.monotonic() < deadline:
             await asyncio.sleep(_LOCK_POLL)
             entry = _unpacked(await shared.get(self._ns + key))
-            if entry is not None and (not fresh or entry.built_at >= started):
+            if entry is None or self._outdated(entry, entry.built_at):
+                pass
+            elif not fresh or entry.built_at >= started:
                 return entry
             if not await shared.is_locked(lock):
                 break
@@ -312,9 +322,14 @@ class ApiCache:
     async def _build_and_set(
         self, kind: Kind, key: str, build: Callable[[], Awaitable[Entry]]
     ) -> Entry:
+        started = time.time()
         entry = await build()
         ttl = self.ttls[kind]
         tags = _registered(entry)
+        if self._outdated(entry, started):
+            # Invalidated while it was being built: it may hold what the event replaced. The
+            # caller gets it; the cache does not keep it for a whole TTL.
+            return entry
         packed = _packed(entry)
         now = time.time()
         self._memory.set(key, packed, now + ttl, now, tags)
@@ -375,17 +390,49 @@ class ApiCache:
         unknown = [tag for tag in tags if not invalidates(tag)]
         if unknown:
             raise ValueError(f"entries are not registered under these tags: {unknown}")
+        self._mark(tags)
         # Redis first: while its entries are being deleted, a request in this process that
         # misses memory would copy the old entry from Redis back into memory, to stay there
         # for the kind's whole TTL (an hour for a product) after the memory was cleared.
         if self._redis is not None:
+            # The keys this process holds, deleted by key as well: every process hears the
+            # event, and the tag set is popped by whichever comes first, which deletes its keys
+            # a round trip later. A process that found the set already popped must not copy
+            # the old entry back from Redis meanwhile (seen under load, two API processes: the
+            # old price stayed for the TTL). The marks catch what no process held.
+            held = self._memory.keys_tagged(tags)
+            if held:
+                await self._redis.delete_many(*(self._ns + key for key in held))
             await self._redis.delete_tags(*(self._ns + tag for tag in tags))
         self._memory.delete_tags(tags)
+
+    def _mark(self, tags: Sequence[str]) -> None:
+        now = time.time()
+        marks = self._marks
+        for tag in tags:
+            marks.pop(tag, None)
+            marks[tag] = now
+        while marks:
+            tag, at = next(iter(marks.items()))
+            if now - at <= _MARK_SECONDS:
+                break
+            del marks[tag]
+
+    def _outdated(self, entry: Entry, since: float) -> bool:
+        """Whether this process invalidated one of `entry`'s tags (or cleared everything) at
+        or after `since`: a Redis entry built before the invalidation (`since` its
+        `built_at`, another process's clock: hosts of one fleet keep NTP time), or a build
+        that began before it, may show what the event replaced."""
+        if since <= self._cleared_at:
+            return True
+        marks = self._marks
+        return any(marks.get(tag, 0.0) >= since for tag in _registered(entry))
 
     async def clear(self) -> None:
         """Drop every entry, in memory and in Redis (after the event bus lost events, any of
         them may be stale). Only this cache's own keys: never a FLUSHDB, as the Redis may hold
         the job queue."""
+        self._cleared_at = time.time()
         if self._redis is not None:  # Redis first, as in `invalidate`
             await self._redis.delete_match(self._ns + "*")
         self._memory.clear()

@@ -85,6 +85,10 @@ class MemoryTier:
             old, stored = self._entries.popitem(last=False)
             self._untag(old, stored[2])
 
+    def keys_tagged(self, tags: Iterable[str]) -> list[str]:
+        """The keys indexed under one of `tags`."""
+        return [key for tag in tags for key in self._tagged.get(tag, ())]
+
     def delete_tags(self, tags: Iterable[str]) -> int:
         """Drop every entry indexed under one of `tags`; how many were dropped."""
         dropped = 0
