@@ -117,3 +117,21 @@ async def test_an_answer_built_across_an_invalidation_is_not_kept(
     # A build that begins after the invalidation is kept as usual.
     again = await cache.get_or_build(Kind.PRODUCT, KEY, lambda: _entry(b'{"price": "0.75"}'))
     assert cache.peek(KEY) == again
+
+
+@cluster
+async def test_an_answer_another_process_built_across_an_invalidation_is_not_copied(
+    settings: Settings, caches: list[ApiCache]
+) -> None:
+    """A began building before the change and finished after C handled its event, then put
+    the answer in Redis before handling the event itself: the answer counts as of when A began
+    (`built_at`), before C's invalidation, so C does not copy it."""
+    a, _, c = caches
+
+    async def build_while_c_invalidates() -> Entry:
+        await c.invalidate([TAG])
+        return await _old()
+
+    await a.get_or_build(Kind.PRODUCT, KEY, build_while_c_invalidates)
+    assert await _in_redis(settings) is not None  # A has not handled the event yet
+    assert await c.lookup(Kind.PRODUCT, KEY) is None

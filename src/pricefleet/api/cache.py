@@ -324,6 +324,10 @@ class ApiCache:
     ) -> Entry:
         started = time.time()
         entry = await build()
+        if entry.built_at > started:
+            # As of when its reads began: an event handled meanwhile by another process
+            # (`_outdated` there) then counts as after it.
+            entry = entry._replace(built_at=started)
         ttl = self.ttls[kind]
         tags = _registered(entry)
         if self._outdated(entry, started):
