@@ -311,9 +311,11 @@ class ApiCache:
         while time.monotonic() < deadline:
             await asyncio.sleep(_LOCK_POLL)
             entry = _unpacked(await shared.get(self._ns + key))
-            if entry is None or self._outdated(entry, entry.built_at):
-                pass
-            elif not fresh or entry.built_at >= started:
+            if (
+                entry is not None
+                and not self._outdated(entry, entry.built_at)
+                and (not fresh or entry.built_at >= started)
+            ):
                 return entry
             if not await shared.is_locked(lock):
                 break
